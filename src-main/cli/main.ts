@@ -5,8 +5,9 @@
  */
 import { UsageError, type CliCommand } from './command.js';
 import { backendCommand } from './commands/backend.js';
+import { datasetInspectCommand } from './commands/dataset-inspect.js';
 
-const COMMANDS: CliCommand[] = [backendCommand];
+const COMMANDS: CliCommand[] = [datasetInspectCommand, backendCommand];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
