@@ -78,6 +78,52 @@ export async function probeImage(buf: Uint8Array, maxPixels = DEFAULT_MAX_PIXELS
 }
 
 export async function decodeImage(buf: Uint8Array, options: DecodeOptions): Promise<DecodedImage> {
+  try {
+    return await decodeLock.shared(() => decodeOnce(buf, options));
+  } catch (err) {
+    if (!(err instanceof DecodeError)) throw err;
+    // libvips keeps one error buffer per process, which any concurrent pipeline may clear: a
+    // failing file can then report "Unknown error". Failures are rare, so the file is decoded
+    // again with nothing else running, to get its real reason (or its pixels, if it now works).
+    return decodeLock.exclusive(() => decodeOnce(buf, options));
+  }
+}
+
+/** Many shared holders at once, or one exclusive holder alone. */
+class SharedExclusiveLock {
+  private active = 0;
+  private exclusiveTail: Promise<void> = Promise.resolve();
+  private drained: (() => void) | undefined;
+
+  async shared<T>(fn: () => Promise<T>): Promise<T> {
+    // Re-check after waking: an exclusive holder may have queued while this one waited.
+    for (;;) {
+      const tail = this.exclusiveTail;
+      await tail;
+      if (tail === this.exclusiveTail) break;
+    }
+    this.active++;
+    try {
+      return await fn();
+    } finally {
+      if (--this.active === 0) this.drained?.();
+    }
+  }
+
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.exclusiveTail.then(async () => {
+      if (this.active > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+      this.drained = undefined;
+      return fn();
+    });
+    this.exclusiveTail = run.then(() => undefined, () => undefined);
+    return run;
+  }
+}
+
+const decodeLock = new SharedExclusiveLock();
+
+async function decodeOnce(buf: Uint8Array, options: DecodeOptions): Promise<DecodedImage> {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   const { format, width, height } = await probeImage(buf, maxPixels);
   const size = options.size;

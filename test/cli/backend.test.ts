@@ -1,0 +1,34 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { runCli } from '../helpers/cli.js';
+
+// Each run is a fresh process: TF.js can hold one active backend per process.
+describe('compute backend selection', () => {
+  test('auto: tries the candidates fastest-first, reports why each faster one was not used', async () => {
+    const r = await runCli(['backend'], { FINETUNE_BACKEND: '' });
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n').slice(1);
+    assert.deepEqual(lines.map((l) => l.trim().split(/\s+/)[1]), ['node-gpu', 'node', 'wasm', 'cpu']);
+    const chosen = lines.findIndex((l) => l.includes('✔'));
+    assert.ok(chosen >= 0, r.stdout);
+    for (const l of lines.slice(0, chosen)) assert.match(l, /✘ \S+\s+\S.{10,}/, 'a faster backend that was not used says why');
+    for (const l of lines.slice(chosen + 1)) assert.match(l, /not needed: a faster backend works/);
+    if (chosen === 2) assert.match(lines[2], /WebAssembly with SIMD (on|off), threads (on|off)/);
+  });
+
+  test('FINETUNE_BACKEND and --backend force a backend', async () => {
+    const env = await runCli(['backend'], { FINETUNE_BACKEND: 'cpu' });
+    assert.equal(env.code, 0, env.stderr);
+    assert.match(env.stdout, /^Compute backend: JavaScript CPU/);
+    assert.match(env.stdout, /✘ wasm\s+not tried: backend forced to "cpu"/);
+    const flag = await runCli(['backend', '--backend', 'wasm'], { FINETUNE_BACKEND: '' });
+    assert.equal(flag.code, 0, flag.stderr);
+    assert.match(flag.stdout, /^Compute backend: WebAssembly/);
+  });
+
+  test('an unknown backend name is refused, naming the valid ones', async () => {
+    const r = await runCli(['backend'], { FINETUNE_BACKEND: 'tpu' });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /Unknown backend "tpu"\. Use one of: node-gpu, node, wasm, cpu\./);
+  });
+});
