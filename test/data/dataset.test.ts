@@ -3,7 +3,7 @@ import { symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
-import { DataLoader } from '../../src-main/engine/data/data-loader.js';
+import { DataLoader, type Batch } from '../../src-main/engine/data/data-loader.js';
 import { hasErrors, scanDataset, type DatasetOptions } from '../../src-main/engine/data/dataset.js';
 import { findImageFiles } from '../../src-main/engine/data/find-images.js';
 import { ImageCache } from '../../src-main/engine/data/image-cache.js';
@@ -138,7 +138,7 @@ describe('preparing images: decode once, skip bad files, cache by content', () =
     const good = await solidJpeg(64, 64);
     files['dog_empty.jpg'] = Buffer.alloc(0);
     files['dog_text.jpg'] = 'this is not an image';
-    const noisy = await sharp({ create: { width: 60, height: 60, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 60 } } }).jpeg().toBuffer();
+    const noisy = await sharp({ create: { width: 60, height: 60, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 60 }, background: 'black' } }).jpeg().toBuffer();
     files['Cat_truncated.jpg'] = noisy.subarray(0, Math.floor(noisy.length / 3));
     files['dog_corrupt.png'] = Buffer.concat([Buffer.from('\x89PNG\r\n\x1a\n', 'latin1'), Buffer.alloc(100, 7)]);
     files['Cat_huge.jpg'] = good; // refused by a low pixel limit below
@@ -224,7 +224,7 @@ describe('preparing images: decode once, skip bad files, cache by content', () =
     assert.deepEqual(await seen(valid, 0), prepared.valid.map((i) => i.relPath));
 
     // Pixels: a red cat normalises to ImageNet-normalised red; labels follow the vocab.
-    const first = (await valid.epoch(0).next()).value!;
+    const first = (await valid.epoch(0).next()).value as Batch;
     const k = first.items.findIndex((i) => i.label === 'cat');
     const { mean, std } = IMAGENET_NORMALIZATION;
     const r = first.x[k * 32 * 32 * 3 + (16 * 32 + 16) * 3];

@@ -92,7 +92,7 @@ describe('decoding: bad input gives a DecodeError that says what to do', () => {
   test('text file named .jpg', () => rejectsWith(decode(Buffer.from('<html>not a photo</html>')), /contains text/));
   test('zip file named .jpg', () => rejectsWith(decode(Buffer.from('PK\x03\x04rest')), /zip archive/));
   test('truncated JPEG', async () => {
-    const jpeg = await sharp({ create: { width: 256, height: 256, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 50 } } }).jpeg().toBuffer();
+    const jpeg = await sharp({ create: { width: 256, height: 256, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 50 }, background: 'black' } }).jpeg().toBuffer();
     await rejectsWith(decode(jpeg.subarray(0, Math.floor(jpeg.length / 2))), /truncated or damaged/);
   });
   test('JPEG header followed by garbage', async () => {
