@@ -5,9 +5,11 @@
  */
 import { UsageError, type CliCommand } from './command.js';
 import { backendCommand } from './commands/backend.js';
+import { datasetGetCommand } from './commands/dataset-get.js';
 import { datasetInspectCommand } from './commands/dataset-inspect.js';
+import { datasetListCommand } from './commands/dataset-list.js';
 
-const COMMANDS: CliCommand[] = [datasetInspectCommand, backendCommand];
+const COMMANDS: CliCommand[] = [datasetListCommand, datasetGetCommand, datasetInspectCommand, backendCommand];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

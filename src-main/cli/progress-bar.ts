@@ -9,6 +9,8 @@ export interface ProgressBarOptions {
   format?: (n: number) => string;
   /** Unit shown in the rate, e.g. "img" gives "123 img/s". */
   unit?: string;
+  /** Off when the caller's note already carries a rate and ETA of its own (e.g. images/s while counting batches). */
+  showRate?: boolean;
   stream?: NodeJS.WriteStream;
 }
 
@@ -59,8 +61,8 @@ export function createProgressBar(options: ProgressBarOptions): ProgressBar {
       const frac = Math.min(1, done / total);
       const filled = Math.round(frac * WIDTH);
       const eta = rate > 0 ? (total - done) / rate : NaN;
-      parts.push(`[${'█'.repeat(filled)}${'░'.repeat(WIDTH - filled)}]`, `${(frac * 100).toFixed(0).padStart(3)}%`);
-      parts.push(`${fmt(done)}/${fmt(total)}`, rateText, `ETA ${formatDuration(eta)}`);
+      parts.push(`[${'█'.repeat(filled)}${'░'.repeat(WIDTH - filled)}]`, `${(frac * 100).toFixed(0).padStart(3)}%`, `${fmt(done)}/${fmt(total)}`);
+      if (options.showRate !== false) parts.push(rateText, `ETA ${formatDuration(eta)}`);
     } else {
       parts.push(fmt(done), rateText, formatDuration(elapsed));
     }
