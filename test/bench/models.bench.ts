@@ -1,0 +1,180 @@
+/**
+ * `npm run bench:models`: forward images/second of each architecture (body + fastai head, eval mode)
+ * at 224 and 128, batch 16, on the active TF.js backend, next to PyTorch running the same model,
+ * batch and size in the same run (test/bench/torch_forward.py) when /usr/bin/python3 has torch.
+ *
+ * The two are measured alternately, model by model, so both see the same load on a shared machine.
+ *
+ * Options: --arch resnet18,mobilenet_v2_0.35  --sizes 224,128  --batch 16  --iters 3
+ *          --torch-threads N  --no-torch
+ * PyTorch keeps its own thread default unless --torch-threads is given (Debian's build picks 1 here,
+ * which matches TF.js wasm's single thread in Node; with 2 threads on a machine shared with other
+ * jobs, oneDNN's thread barriers made its figures swing 10x between runs).
+ * ResNets run with random weights (speed does not depend on the values). MobileNets need their
+ * model.json, so they run when found locally (../shared/weights, FINETUNE_WEIGHTS_DIR or the cache)
+ * and are reported as skipped otherwise; nothing is downloaded.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface, type Interface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { describeBackend, selectBackend } from '../../src-main/engine/backend.js';
+import { catalogueEntry, type ArchId } from '../../src-main/engine/models/catalogue.js';
+import { createModel, type FinetuneModel, type WeightsChoice } from '../../src-main/engine/models/create-model.js';
+import { findLocalWeights } from '../../src-main/engine/models/weight-store.js';
+import { defaultCacheDir } from '../../src-main/engine/paths.js';
+import { sharedPath } from '../helpers/shared.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const PYTHON = '/usr/bin/python3';
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
+}
+
+const ARCH_LIST = arg('arch', 'resnet18,resnet34,resnet50,mobilenet_v2_0.35,mobilenet_v1_0.25').split(',') as ArchId[];
+const SIZES = arg('sizes', '224,128').split(',').map(Number);
+const BATCH = Number(arg('batch', '16'));
+const ITERS = Number(arg('iters', '3'));
+const TORCH_THREADS = process.argv.includes('--torch-threads') ? Number(arg('torch-threads', '0')) : null;
+const NUM_CLASSES = 37;
+
+interface Row {
+  arch: string;
+  size: number;
+  tfjs?: number;
+  torch?: number;
+  note?: string;
+}
+
+/** Where a MobileNet's files are on this machine, without any download. */
+async function localWeights(arch: ArchId): Promise<WeightsChoice | undefined> {
+  const entry = catalogueEntry(arch);
+  if (entry.family === 'resnet') return 'random';
+  const places = [process.env.FINETUNE_WEIGHTS_DIR, sharedPath('weights'), path.join(defaultCacheDir(), 'weights')].filter(Boolean) as string[];
+  for (const place of places) {
+    const found = await findLocalWeights(entry.weights, place).catch(() => undefined);
+    if (found) return { path: found };
+  }
+  return undefined;
+}
+
+async function timeForward(m: FinetuneModel, size: number): Promise<number> {
+  const x = tf.randomNormal([BATCH, size, size, 3], 0, 1, 'float32', 1);
+  const once = async () => {
+    const t = performance.now();
+    const y = m.model.predict(x, { batchSize: BATCH }) as tf.Tensor;
+    await y.data();
+    y.dispose();
+    return (performance.now() - t) / 1000;
+  };
+  await once(); // warm-up: kernel setup and first allocations
+  const times: number[] = [];
+  for (let i = 0; i < ITERS; i++) times.push(await once());
+  x.dispose();
+  times.sort((a, b) => a - b);
+  return BATCH / times[Math.floor(times.length / 2)];
+}
+
+/** The long-lived Python process answering one job per line (see torch_forward.py). */
+class TorchReference {
+  private constructor(
+    private readonly child: ChildProcessByStdio<Writable, Readable, null>,
+    private readonly lines: AsyncIterator<string>,
+    private readonly rl: Interface,
+    readonly banner: string,
+  ) {}
+
+  static available(): boolean {
+    return spawnSync(PYTHON, ['-c', 'import torch, torchvision'], { encoding: 'utf8' }).status === 0;
+  }
+
+  static async start(threads: number | null): Promise<TorchReference> {
+    const child = spawn(PYTHON, [path.join(HERE, 'torch_forward.py')], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const rl = createInterface({ input: child.stdout });
+    const lines = rl[Symbol.asyncIterator]();
+    child.stdin.write(`${JSON.stringify({ threads })}\n`);
+    const first = await lines.next();
+    if (first.done) throw new Error('torch_forward.py exited before answering');
+    const info = JSON.parse(first.value) as { torch: string; threads: number };
+    return new TorchReference(child, lines, rl, `PyTorch ${info.torch} (${PYTHON}), ${info.threads} intra-op threads`);
+  }
+
+  async measure(arch: string, size: number): Promise<{ ips?: number; error?: string }> {
+    this.child.stdin.write(`${JSON.stringify({ arch, size, batch: BATCH, iters: ITERS })}\n`);
+    const line = await this.lines.next();
+    if (line.done) return { error: 'torch_forward.py exited' };
+    const r = JSON.parse(line.value) as { images_per_second?: number; error?: string };
+    return { ips: r.images_per_second, error: r.error };
+  }
+
+  close(): void {
+    this.child.stdin.end();
+    this.rl.close();
+  }
+}
+
+function fmt(v: number | undefined): string {
+  return v === undefined ? '-' : v.toFixed(1);
+}
+
+async function main(): Promise<void> {
+  const backend = await selectBackend();
+  console.log(describeBackend(backend));
+  const tfThreads = backend.name === 'wasm' ? (backend.threads ? 'multi-threaded' : '1 thread') : 'its own thread pool';
+  const useTorch = !process.argv.includes('--no-torch') && TorchReference.available();
+  const torch = useTorch ? await TorchReference.start(TORCH_THREADS) : undefined;
+  console.log(`${os.availableParallelism()} CPU cores; TF.js ${backend.name}: ${tfThreads}; ${torch ? torch.banner : 'no PyTorch'}`);
+  console.log(`batch ${BATCH}, median of ${ITERS} batches after one warm-up; model = body + fastai head (${NUM_CLASSES} classes), eval mode\n`);
+
+  const rows: Row[] = [];
+  try {
+    for (const arch of ARCH_LIST) {
+      const weights = await localWeights(arch);
+      for (const size of SIZES) {
+        const row: Row = { arch, size };
+        rows.push(row);
+        if (!weights) {
+          row.note = 'skipped: its model.json is not on this machine (set FINETUNE_WEIGHTS_DIR)';
+          continue;
+        }
+        const m = await createModel({ arch, numClasses: NUM_CLASSES, weights, inputSize: size, seed: 1 });
+        try {
+          row.tfjs = await timeForward(m, size);
+        } catch (err) {
+          row.note = `TF.js failed: ${(err as Error).message.split('\n')[0]}`;
+        } finally {
+          m.dispose();
+        }
+        if (torch) {
+          const t = await torch.measure(arch, size);
+          row.torch = t.ips;
+          if (t.error) row.note = `PyTorch failed: ${t.error}`;
+        }
+        console.log(`  ${arch} @${size}: TF.js ${fmt(row.tfjs)} img/s, PyTorch ${fmt(row.torch)} img/s`);
+      }
+    }
+  } finally {
+    torch?.close();
+  }
+
+  console.log('');
+  console.log(`${'arch'.padEnd(20)}${'size'.padStart(5)}${`${backend.name} img/s`.padStart(16)}${'PyTorch img/s'.padStart(16)}${'TF.js/PyTorch'.padStart(15)}`);
+  for (const r of rows) {
+    const ratio = r.tfjs !== undefined && r.torch !== undefined ? `${(r.tfjs / r.torch).toFixed(2)}x` : '-';
+    console.log(`${r.arch.padEnd(20)}${String(r.size).padStart(5)}${fmt(r.tfjs).padStart(16)}${fmt(r.torch).padStart(16)}${ratio.padStart(15)}${r.note ? `  ${r.note}` : ''}`);
+  }
+  if (!torch) {
+    console.log(
+      process.argv.includes('--no-torch')
+        ? '\nPyTorch column skipped (--no-torch).'
+        : `\nNo PyTorch column: ${PYTHON} cannot import torch and torchvision (apt-get install python3-torch python3-torchvision).`,
+    );
+  }
+}
+
+await main();

@@ -1,0 +1,94 @@
+#!/usr/bin/python3
+"""PyTorch reference for `npm run bench:models`: forward images/second of the same models.
+
+Protocol, one JSON object per line: the first stdin line is {"threads": n or null}, answered with
+{"torch", "threads"}; every further line is a job {"arch", "size", "batch", "iters"}, answered with
+{"arch", "size", "batch", "images_per_second", "seconds_per_batch"} or {"arch", "size", "error"}.
+Jobs come one at a time so the caller can alternate them with its own measurements (on a shared,
+noisy machine, both sides then see the same load).
+Each model is the body the app uses plus fastai's head (concat pool, BN, dropout, linear 512, ReLU,
+BN, dropout, linear 37), in eval mode under no_grad, NCHW float32, with `threads` intra-op threads
+(torch's own default when null).
+A reference only: the app never runs Python.
+"""
+import json
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torchvision
+
+
+class ConcatPool(nn.Module):
+    def forward(self, x):
+        return torch.cat([torch.amax(x, dim=(2, 3)), torch.mean(x, dim=(2, 3))], 1)
+
+
+def fastai_head(nf, n_out=37):
+    return nn.Sequential(
+        ConcatPool(),
+        nn.BatchNorm1d(2 * nf), nn.Dropout(0.25), nn.Linear(2 * nf, 512, bias=False), nn.ReLU(inplace=True),
+        nn.BatchNorm1d(512), nn.Dropout(0.5), nn.Linear(512, n_out, bias=False),
+    )
+
+
+def mobilenet_v1_features(alpha):
+    """Keras MobileNet v1 topology: 3x3 conv stride 2, then 13 depthwise-separable blocks, ReLU6."""
+    def conv_bn(i, o, k, s, groups=1):
+        return [nn.Conv2d(i, o, k, s, k // 2, groups=groups, bias=False), nn.BatchNorm2d(o), nn.ReLU6(inplace=True)]
+    plan = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]
+    c = int(32 * alpha)
+    layers = conv_bn(3, c, 3, 2)
+    for out, stride in plan:
+        o = int(out * alpha)
+        layers += conv_bn(c, c, 3, stride, groups=c) + conv_bn(c, o, 1, 1)
+        c = o
+    return nn.Sequential(*layers), c
+
+
+def build(arch):
+    if arch.startswith("resnet"):
+        m = getattr(torchvision.models, arch)()
+        return nn.Sequential(nn.Sequential(*list(m.children())[:-2]), fastai_head(m.fc.in_features))
+    if arch.startswith("mobilenet_v2_"):
+        m = torchvision.models.mobilenet_v2(width_mult=float(arch.rsplit("_", 1)[1]))
+        return nn.Sequential(m.features, fastai_head(m.last_channel))
+    if arch.startswith("mobilenet_v1_"):
+        body, nf = mobilenet_v1_features(float(arch.rsplit("_", 1)[1]))
+        return nn.Sequential(body, fastai_head(nf))
+    raise ValueError(f"no PyTorch reference for {arch}")
+
+
+def run(job):
+    model = build(job["arch"]).eval()
+    x = torch.randn(job["batch"], 3, job["size"], job["size"])
+    times = []
+    with torch.no_grad():
+        model(x)  # warm-up: allocator and oneDNN primitive caches
+        for _ in range(job["iters"]):
+            t = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - t)
+    s = statistics.median(times)
+    return {"arch": job["arch"], "size": job["size"], "batch": job["batch"], "seconds_per_batch": s, "images_per_second": job["batch"] / s}
+
+
+def main():
+    config = json.loads(sys.stdin.readline())
+    if config.get("threads"):
+        torch.set_num_threads(int(config["threads"]))
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        job = json.loads(line)
+        try:
+            print(json.dumps(run(job)), flush=True)
+        except Exception as e:  # report and go on with the other models
+            print(json.dumps({"arch": job["arch"], "size": job["size"], "error": str(e)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
