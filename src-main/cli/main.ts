@@ -8,8 +8,9 @@ import { backendCommand } from './commands/backend.js';
 import { datasetGetCommand } from './commands/dataset-get.js';
 import { datasetInspectCommand } from './commands/dataset-inspect.js';
 import { datasetListCommand } from './commands/dataset-list.js';
+import { trainCommand } from './commands/train.js';
 
-const COMMANDS: CliCommand[] = [datasetListCommand, datasetGetCommand, datasetInspectCommand, backendCommand];
+const COMMANDS: CliCommand[] = [datasetListCommand, datasetGetCommand, datasetInspectCommand, trainCommand, backendCommand];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

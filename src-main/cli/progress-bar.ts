@@ -16,6 +16,7 @@ export interface ProgressBarOptions {
 
 export interface ProgressBar {
   update(done: number, total?: number, note?: string): void;
+  /** Ends the bar: with a summary, prints a closing line; without, just clears it. */
   finish(summary?: string): void;
 }
 
@@ -85,8 +86,13 @@ export function createProgressBar(options: ProgressBarOptions): ProgressBar {
       }
     },
     finish(summary) {
+      // Without a summary the bar just goes away: the caller prints its own result (e.g. a table row).
+      if (summary === undefined) {
+        if (stream.isTTY) stream.write('\r\x1b[2K');
+        return;
+      }
       const elapsed = (performance.now() - start) / 1000;
-      const line = `${options.label}  done in ${formatDuration(elapsed)}${summary ? `  ${summary}` : ''}`;
+      const line = `${options.label}  done in ${formatDuration(elapsed)}  ${summary}`;
       stream.write(stream.isTTY ? `\r\x1b[2K${line}\n` : `${line}\n`);
     },
   };

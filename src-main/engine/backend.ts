@@ -7,6 +7,7 @@
  * library is reported, not chosen. `FINETUNE_BACKEND` or the `force` option pins one candidate.
  */
 import * as tf from '@tensorflow/tfjs';
+import { registerWasmTrainingKernels } from './wasm-kernels/index.js';
 
 export const BACKEND_NAMES = ['node-gpu', 'node', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -85,6 +86,8 @@ async function tryNative(name: 'node-gpu' | 'node'): Promise<BackendAttempt> {
 async function tryWasm(): Promise<BackendAttempt & { simd?: boolean; threads?: boolean }> {
   try {
     await import('@tensorflow/tfjs-backend-wasm');
+    // Stock tfjs-backend-wasm cannot train convolutions: add the gradient kernels it lacks.
+    registerWasmTrainingKernels();
     await smokeTest('wasm');
   } catch (err) {
     return { name: 'wasm', ok: false, reason: describeLoadError('@tensorflow/tfjs-backend-wasm', err) };

@@ -22,3 +22,20 @@ export function sharedSkipReason(...parts: string[]): string | false {
 }
 
 export const PETS_SAMPLE = sharedPath('data', 'oxford-pets-sample');
+
+export const MOBILENET_V2_035 = sharedPath('weights', 'mobilenet_v2_0.35_224_no_top');
+
+/**
+ * A small labelled folder of real Pets photos (symlinks into ../shared, nothing copied): the
+ * first `perClass` cats and dogs by name, so tests see real images at a tiny cost.
+ */
+export async function petsSubset(dir: string, perClass: number): Promise<string> {
+  const { mkdir, readdir, symlink } = await import('node:fs/promises');
+  const files = (await readdir(PETS_SAMPLE)).sort();
+  const cats = files.filter((f) => /^[A-Z]/.test(f)).slice(0, perClass);
+  const dogs = files.filter((f) => /^[a-z]/.test(f)).slice(0, perClass);
+  const root = path.join(dir, `pets-${perClass}`);
+  await mkdir(root, { recursive: true });
+  for (const f of [...cats, ...dogs]) await symlink(path.join(PETS_SAMPLE, f), path.join(root, f));
+  return root;
+}

@@ -51,7 +51,7 @@ export function cropRgb(image: RgbImage, left: number, top: number, size: number
 }
 
 /** A different, reproducible generator for each (seed, epoch). */
-function epochRng(seed: number, epoch: number): MT19937 {
+export function epochRng(seed: number, epoch: number): MT19937 {
   return new MT19937((seed + Math.imul(0x9e3779b1, epoch + 1)) >>> 0);
 }
 

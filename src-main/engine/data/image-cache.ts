@@ -7,7 +7,7 @@
  * Entries are written to a temporary file and renamed, so a crash never leaves a torn entry;
  * an entry of the wrong length is treated as missing and rebuilt.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { RgbImage } from './decode.js';
@@ -68,7 +68,7 @@ export class ImageCache {
     header.writeUInt32LE(MAGIC, 0);
     header.writeUInt32LE(image.width, 4);
     header.writeUInt32LE(image.height, 8);
-    const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+    const tmp = `${file}.${randomUUID()}.tmp`;
     await fs.writeFile(tmp, Buffer.concat([header, image.data]));
     await fs.rename(tmp, file);
   }

@@ -1,0 +1,70 @@
+/**
+ * The registry side: which kernels we add to / replace on the 'wasm' backend, and doing it once.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { conv2dBackpropFilterConfig } from './conv2d-backprop-filter.js';
+import { conv2dBackpropInputConfig } from './conv2d-backprop-input.js';
+import { depthwiseBackpropFilterConfig } from './depthwise-backprop-filter.js';
+import { depthwiseBackpropInputConfig } from './depthwise-backprop-input.js';
+import { castConfig, identityConfig } from './identity.js';
+import { maxPoolGradConfig } from './max-pool-grad.js';
+import { meanConfig, sumConfig } from './reduce.js';
+import { sliceConfig } from './slice.js';
+import { tileConfig } from './tile.js';
+import { rememberStockKernel } from './wasm-ops.js';
+
+/** Kernels registered by this module, in registration order. */
+export const WASM_TRAINING_KERNELS: readonly tf.KernelConfig[] = [
+  conv2dBackpropFilterConfig,
+  conv2dBackpropInputConfig,
+  depthwiseBackpropFilterConfig,
+  depthwiseBackpropInputConfig,
+  tileConfig,
+  sumConfig,
+  meanConfig,
+  maxPoolGradConfig,
+  sliceConfig,
+  identityConfig,
+  castConfig,
+];
+
+/** Which of our kernels is in the registry right now (tfjs keeps one config per name+backend). */
+function isOurs(config: tf.KernelConfig): boolean {
+  return tf.getKernel(config.kernelName, 'wasm')?.kernelFunc === config.kernelFunc;
+}
+
+export interface RegisterResult {
+  /** Kernels that were missing and are now provided. */
+  added: string[];
+  /** Stock kernels replaced by faster ones. */
+  replaced: string[];
+}
+
+/**
+ * Registers the training kernels on 'wasm'. Safe to call any number of times; later calls do
+ * nothing. Kernels that need a backend-specific setup (cwrap) reuse the stock kernels' setup, so
+ * this works whether or not the wasm backend has been initialised yet.
+ */
+export function registerWasmTrainingKernels(): RegisterResult {
+  const result: RegisterResult = { added: [], replaced: [] };
+  for (const config of WASM_TRAINING_KERNELS) {
+    if (isOurs(config)) continue;
+    const existing = tf.getKernel(config.kernelName, 'wasm');
+    if (existing) {
+      rememberStockKernel(config.kernelName);
+      tf.unregisterKernel(config.kernelName, 'wasm');
+      result.replaced.push(config.kernelName);
+      // Our kernel may fall back to the stock one, whose cwrap binding is made by its setupFunc when
+      // the backend initialises; keep that setup attached to the name.
+      tf.registerKernel({ ...config, setupFunc: existing.setupFunc });
+    } else {
+      result.added.push(config.kernelName);
+      tf.registerKernel(config);
+    }
+  }
+  return result;
+}
+
+export function wasmTrainingKernelsRegistered(): boolean {
+  return WASM_TRAINING_KERNELS.every(isOurs);
+}

@@ -1,0 +1,134 @@
+/**
+ * The stock wasm kernels we replace for speed or memory (Tile, Sum, Mean, MaxPoolGrad, Slice,
+ * Identity, Cast) must keep their exact semantics: checked against `cpu`, including the cases
+ * that fall back to the stock kernel and the ones that share memory instead of copying.
+ */
+import assert from 'node:assert/strict';
+import { before, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import { assertMatchesCpu, randomArray, rng, runOn, sizeOf, useWasmWithTrainingKernels } from './helpers.js';
+
+before(useWasmWithTrainingKernels);
+
+function data(shape: number[], seed: number): Float32Array {
+  return randomArray(sizeOf(shape), rng(seed));
+}
+
+test('Tile matches cpu for float32, int32 and bool, any rank and repetition', () => {
+  const cases: [number[], number[]][] = [
+    [[1, 1, 1, 5], [3, 4, 2, 1]], // BatchNorm broadcast
+    [[2, 3], [1, 1]],
+    [[2, 3], [3, 2]],
+    [[4], [5]],
+    [[2, 1, 3], [1, 7, 1]],
+    [[1, 2, 1, 2, 1], [2, 1, 3, 1, 2]],
+  ];
+  cases.forEach(([shape, reps], i) => {
+    const v = data(shape, i);
+    assertMatchesCpu(`tile f32 ${shape} x ${reps}`, () => tf.tile(tf.tensor(v, shape), reps), 0);
+    const ints = Int32Array.from(v, (x) => Math.round(x * 100));
+    assertMatchesCpu(`tile i32 ${shape} x ${reps}`, () => tf.tile(tf.tensor(ints, shape, 'int32'), reps), 0);
+    assertMatchesCpu(`tile bool ${shape} x ${reps}`, () => tf.tile(tf.tensor(v, shape).greater(0), reps).cast('float32'), 0);
+  });
+});
+
+test('Sum and Mean match cpu on leading-axis (fast path) and other (stock) reductions', () => {
+  const shape = [3, 5, 7, 6];
+  const v = data(shape, 42);
+  const axesList: (number | number[])[] = [[0, 1, 2], [0], [0, 1], [0, 1, 2, 3], [1, 2], [3], -1, [2, 0, 1]];
+  for (const axis of axesList) {
+    for (const keepDims of [false, true]) {
+      assertMatchesCpu(`sum ${axis} ${keepDims}`, () => tf.sum(tf.tensor(v, shape), axis, keepDims));
+      assertMatchesCpu(`mean ${axis} ${keepDims}`, () => tf.mean(tf.tensor(v, shape), axis, keepDims));
+    }
+  }
+  // int32 sums stay exact (stock path).
+  const ints = Int32Array.from(v, (x) => Math.round(x * 1000));
+  assertMatchesCpu('sum int32', () => tf.sum(tf.tensor(ints, shape, 'int32'), [0, 1, 2]).cast('float32'), 0);
+});
+
+test('Sum over a large leading extent keeps float32 accuracy', () => {
+  const shape = [16, 56, 56, 8];
+  const v = data(shape, 3).map((x) => x + 0.5); // a mean far from 0, where relative error shows
+  assertMatchesCpu('sum large', () => tf.sum(tf.tensor(v, shape), [0, 1, 2]), 1e-5);
+});
+
+test('MaxPoolGrad matches cpu (strides, padding, odd sizes)', () => {
+  const cases: { shape: number[]; f: [number, number]; s: [number, number]; pad: 'same' | 'valid' | number }[] = [
+    { shape: [2, 9, 9, 3], f: [3, 3], s: [2, 2], pad: 'valid' }, // ResNet stem after ZeroPadding
+    { shape: [2, 8, 7, 4], f: [3, 3], s: [2, 2], pad: 'same' },
+    { shape: [1, 6, 6, 2], f: [2, 2], s: [2, 2], pad: 'valid' },
+    { shape: [2, 7, 9, 3], f: [3, 2], s: [1, 2], pad: 1 },
+  ];
+  cases.forEach((c, i) => {
+    const v = data(c.shape, 10 + i);
+    const yShape = tf.backend_util.computePool2DInfo(c.shape as [number, number, number, number], c.f, c.s, 1, c.pad).outShape;
+    const dy = data(yShape, 20 + i); // distinct per output, so a misrouted gradient shows
+    assertMatchesCpu(`maxPoolGrad ${JSON.stringify(c)}`, () =>
+      tf.grad((x: tf.Tensor) => tf.maxPool(x as tf.Tensor4D, c.f, c.s, c.pad).mul(tf.tensor(dy, yShape)).sum())(tf.tensor(v, c.shape)),
+    );
+  });
+});
+
+test('MaxPoolGrad sends a tied window to the same position as cpu (first max in row-major order)', () => {
+  // ReLU outputs are full of exact zeros, so ties are the common case in real networks.
+  const v = new Float32Array(2 * 6 * 6 * 2).map((_, i) => (i % 5 === 0 ? 1 : 0));
+  assertMatchesCpu('maxPoolGrad ties', () =>
+    tf.grad((x: tf.Tensor) => tf.maxPool(x as tf.Tensor4D, 3, 2, 'same').sum())(tf.tensor(v, [2, 6, 6, 2])),
+    0,
+  );
+});
+
+test('Slice matches cpu for contiguous, strided-row and inner-axis slices of each dtype', () => {
+  const shape = [3, 6, 5, 4];
+  const v = data(shape, 5);
+  const cases: [number[], number[]][] = [
+    [[0, 1, 1, 0], [3, 4, 3, 4]], // ZeroPadding2D gradient
+    [[1, 0, 0, 0], [2, 6, 5, 4]], // contiguous
+    [[0, 0, 0, 1], [3, 6, 5, 2]], // innermost axis
+    [[2, 5, 4, 3], [1, 1, 1, 1]],
+    [[0, 0, 0, 0], [-1, -1, -1, -1]],
+  ];
+  for (const [begin, size] of cases) {
+    assertMatchesCpu(`slice f32 ${begin} ${size}`, () => tf.slice(tf.tensor(v, shape), begin, size), 0);
+    const ints = Int32Array.from(v, (x) => Math.round(x * 100));
+    assertMatchesCpu(`slice i32 ${begin} ${size}`, () => tf.slice(tf.tensor(ints, shape, 'int32'), begin, size).cast('float32'), 0);
+  }
+  assertMatchesCpu('slice 1-D', () => tf.slice(tf.tensor(v), 7, 11), 0);
+  assertMatchesCpu('slice 2-D', () => tf.slice(tf.tensor(v, [12, 30]), [3, 4], [5, 20]), 0);
+});
+
+test('Identity and same-dtype Cast share memory, and disposing either leaves the other intact', () => {
+  tf.setBackend('wasm');
+  const before = tf.memory().numTensors;
+  const a = tf.tensor([1, 2, 3]);
+  const b = a.clone();
+  const c = tf.cast(a, 'float32');
+  const d = tf.cast(a, 'int32');
+  a.dispose();
+  assert.deepEqual(Array.from(b.dataSync()), [1, 2, 3]);
+  b.dispose();
+  assert.deepEqual(Array.from(c.dataSync()), [1, 2, 3]);
+  assert.deepEqual(Array.from(d.dataSync()), [1, 2, 3]);
+  assert.equal(d.dtype, 'int32');
+  c.dispose();
+  d.dispose();
+  assert.equal(tf.memory().numTensors, before);
+  // Casting between dtypes still converts like cpu.
+  const v = Float32Array.from([1.7, -2.2, 0, 3.5]);
+  assert.deepEqual(runOn('wasm', () => tf.tensor(v).cast('int32')).values, runOn('cpu', () => tf.tensor(v).cast('int32')).values);
+});
+
+test('a variable keeps its value when the tensor it was assigned from is disposed', () => {
+  tf.setBackend('wasm');
+  const v = tf.variable(tf.zeros([3]));
+  const t = tf.tensor([4, 5, 6]);
+  v.assign(t);
+  const alias = v.clone();
+  t.dispose();
+  assert.deepEqual(Array.from(v.dataSync()), [4, 5, 6]);
+  v.assign(tf.tensor([7, 8, 9]));
+  assert.deepEqual(Array.from(alias.dataSync()), [4, 5, 6]);
+  alias.dispose();
+  v.dispose();
+});
