@@ -8,9 +8,11 @@ import { backendCommand } from './commands/backend.js';
 import { datasetGetCommand } from './commands/dataset-get.js';
 import { datasetInspectCommand } from './commands/dataset-inspect.js';
 import { datasetListCommand } from './commands/dataset-list.js';
+import { exportCommand } from './commands/export.js';
+import { predictCommand } from './commands/predict.js';
 import { trainCommand } from './commands/train.js';
 
-const COMMANDS: CliCommand[] = [datasetListCommand, datasetGetCommand, datasetInspectCommand, trainCommand, backendCommand];
+const COMMANDS: CliCommand[] = [datasetListCommand, datasetGetCommand, datasetInspectCommand, trainCommand, exportCommand, predictCommand, backendCommand];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

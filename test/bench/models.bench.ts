@@ -15,26 +15,11 @@
  * and are reported as skipped otherwise; nothing is downloaded.
  */
 import * as tf from '@tensorflow/tfjs';
-import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
-import type { Readable, Writable } from 'node:stream';
 import os from 'node:os';
-import path from 'node:path';
-import { createInterface, type Interface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { describeBackend, selectBackend } from '../../src-main/engine/backend.js';
-import { catalogueEntry, type ArchId } from '../../src-main/engine/models/catalogue.js';
-import { createModel, type FinetuneModel, type WeightsChoice } from '../../src-main/engine/models/create-model.js';
-import { findLocalWeights } from '../../src-main/engine/models/weight-store.js';
-import { defaultCacheDir } from '../../src-main/engine/paths.js';
-import { sharedPath } from '../helpers/shared.js';
-
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const PYTHON = '/usr/bin/python3';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
-}
+import type { ArchId } from '../../src-main/engine/models/catalogue.js';
+import { createModel, type FinetuneModel } from '../../src-main/engine/models/create-model.js';
+import { arg, localWeights, PYTHON, TorchReference } from './support.js';
 
 const ARCH_LIST = arg('arch', 'resnet18,resnet34,resnet50,mobilenet_v2_0.35,mobilenet_v1_0.25').split(',') as ArchId[];
 const SIZES = arg('sizes', '224,128').split(',').map(Number);
@@ -49,18 +34,6 @@ interface Row {
   tfjs?: number;
   torch?: number;
   note?: string;
-}
-
-/** Where a MobileNet's files are on this machine, without any download. */
-async function localWeights(arch: ArchId): Promise<WeightsChoice | undefined> {
-  const entry = catalogueEntry(arch);
-  if (entry.family === 'resnet') return 'random';
-  const places = [process.env.FINETUNE_WEIGHTS_DIR, sharedPath('weights'), path.join(defaultCacheDir(), 'weights')].filter(Boolean) as string[];
-  for (const place of places) {
-    const found = await findLocalWeights(entry.weights, place).catch(() => undefined);
-    if (found) return { path: found };
-  }
-  return undefined;
 }
 
 async function timeForward(m: FinetuneModel, size: number): Promise<number> {
@@ -78,44 +51,6 @@ async function timeForward(m: FinetuneModel, size: number): Promise<number> {
   x.dispose();
   times.sort((a, b) => a - b);
   return BATCH / times[Math.floor(times.length / 2)];
-}
-
-/** The long-lived Python process answering one job per line (see torch_forward.py). */
-class TorchReference {
-  private constructor(
-    private readonly child: ChildProcessByStdio<Writable, Readable, null>,
-    private readonly lines: AsyncIterator<string>,
-    private readonly rl: Interface,
-    readonly banner: string,
-  ) {}
-
-  static available(): boolean {
-    return spawnSync(PYTHON, ['-c', 'import torch, torchvision'], { encoding: 'utf8' }).status === 0;
-  }
-
-  static async start(threads: number | null): Promise<TorchReference> {
-    const child = spawn(PYTHON, [path.join(HERE, 'torch_forward.py')], { stdio: ['pipe', 'pipe', 'inherit'] });
-    const rl = createInterface({ input: child.stdout });
-    const lines = rl[Symbol.asyncIterator]();
-    child.stdin.write(`${JSON.stringify({ threads })}\n`);
-    const first = await lines.next();
-    if (first.done) throw new Error('torch_forward.py exited before answering');
-    const info = JSON.parse(first.value) as { torch: string; threads: number };
-    return new TorchReference(child, lines, rl, `PyTorch ${info.torch} (${PYTHON}), ${info.threads} intra-op threads`);
-  }
-
-  async measure(arch: string, size: number): Promise<{ ips?: number; error?: string }> {
-    this.child.stdin.write(`${JSON.stringify({ arch, size, batch: BATCH, iters: ITERS })}\n`);
-    const line = await this.lines.next();
-    if (line.done) return { error: 'torch_forward.py exited' };
-    const r = JSON.parse(line.value) as { images_per_second?: number; error?: string };
-    return { ips: r.images_per_second, error: r.error };
-  }
-
-  close(): void {
-    this.child.stdin.end();
-    this.rl.close();
-  }
 }
 
 function fmt(v: number | undefined): string {
@@ -151,7 +86,7 @@ async function main(): Promise<void> {
           m.dispose();
         }
         if (torch) {
-          const t = await torch.measure(arch, size);
+          const t = await torch.measure(arch, size, BATCH, ITERS);
           row.torch = t.ips;
           if (t.error) row.note = `PyTorch failed: ${t.error}`;
         }

@@ -1,9 +1,13 @@
 #!/usr/bin/python3
-"""PyTorch reference for `npm run bench:models`: forward images/second of the same models.
+"""PyTorch reference for `npm run bench:models` and `npm run bench:train`: images/second of the same
+models, forward only or a whole training step.
 
 Protocol, one JSON object per line: the first stdin line is {"threads": n or null}, answered with
-{"torch", "threads"}; every further line is a job {"arch", "size", "batch", "iters"}, answered with
+{"torch", "threads"}; every further line is a job {"arch", "size", "batch", "iters", "mode"} (mode:
+"forward" (default), "train", or "train_frozen"), answered with
 {"arch", "size", "batch", "images_per_second", "seconds_per_batch"} or {"arch", "size", "error"}.
+A training step is fastai's: forward in train mode, cross-entropy, backward, AdamW (decoupled weight
+decay, betas (0.9, 0.99), eps 1e-5); "train_frozen" freezes the body except its BatchNorm layers.
 Jobs come one at a time so the caller can alternate them with its own measurements (on a shared,
 noisy machine, both sides then see the same load).
 Each model is the body the app uses plus fastai's head (concat pool, BN, dropout, linear 512, ReLU,
@@ -61,7 +65,39 @@ def build(arch):
     raise ValueError(f"no PyTorch reference for {arch}")
 
 
+def run_train(job, frozen):
+    model = build(job["arch"]).train()
+    if frozen:
+        body = model[0]
+        for m in body.modules():
+            if not isinstance(m, nn.BatchNorm2d):
+                for p in m.parameters(recurse=False):
+                    p.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-3, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01)
+    loss_fn = nn.CrossEntropyLoss()
+    x = torch.randn(job["batch"], 3, job["size"], job["size"])
+    y = torch.randint(0, 37, (job["batch"],))
+
+    def step():
+        opt.zero_grad()
+        loss_fn(model(x), y).backward()
+        opt.step()
+
+    step()  # warm-up
+    times = []
+    for _ in range(job["iters"]):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    s = statistics.median(times)
+    return {"arch": job["arch"], "size": job["size"], "batch": job["batch"], "seconds_per_batch": s, "images_per_second": job["batch"] / s}
+
+
 def run(job):
+    mode = job.get("mode", "forward")
+    if mode != "forward":
+        return run_train(job, frozen=mode == "train_frozen")
     model = build(job["arch"]).eval()
     x = torch.randn(job["batch"], 3, job["size"], job["size"])
     times = []

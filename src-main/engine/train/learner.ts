@@ -117,7 +117,7 @@ export class CancelledError extends Error {
   }
 }
 
-const isBias = (v: tf.LayerVariable) => /(^|\/)bias(_\d+)?$/.test(v.name) || v.name.endsWith('/bias');
+const isBias = (v: tf.LayerVariable) => /\/bias(_\d+)?$/.test(v.name);
 
 export class Learner {
   readonly network: TrainableNetwork;

@@ -1,0 +1,77 @@
+/**
+ * Shared by the benchmarks that compare TF.js with PyTorch: the long-lived PyTorch reference process
+ * (test/bench/torch_forward.py, forward or training-step jobs) and where pretrained model files are
+ * on this machine (MobileNets need theirs; nothing is downloaded).
+ */
+import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
+import path from 'node:path';
+import { createInterface, type Interface } from 'node:readline';
+import type { Readable, Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { catalogueEntry, type ArchId } from '../../src-main/engine/models/catalogue.js';
+import type { WeightsChoice } from '../../src-main/engine/models/create-model.js';
+import { findLocalWeights } from '../../src-main/engine/models/weight-store.js';
+import { defaultCacheDir } from '../../src-main/engine/paths.js';
+import { sharedPath } from '../helpers/shared.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const PYTHON = '/usr/bin/python3';
+
+export type TorchMode = 'forward' | 'train' | 'train_frozen';
+
+export function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
+}
+
+export /** Where a MobileNet's files are on this machine, without any download. */
+async function localWeights(arch: ArchId): Promise<WeightsChoice | undefined> {
+  const entry = catalogueEntry(arch);
+  if (entry.family === 'resnet') return 'random';
+  const places = [process.env.FINETUNE_WEIGHTS_DIR, sharedPath('weights'), path.join(defaultCacheDir(), 'weights')].filter(Boolean) as string[];
+  for (const place of places) {
+    const found = await findLocalWeights(entry.weights, place).catch(() => undefined);
+    if (found) return { path: found };
+  }
+  return undefined;
+}
+
+
+export /** The long-lived Python process answering one job per line (see torch_forward.py). */
+class TorchReference {
+  private constructor(
+    private readonly child: ChildProcessByStdio<Writable, Readable, null>,
+    private readonly lines: AsyncIterator<string>,
+    private readonly rl: Interface,
+    readonly banner: string,
+  ) {}
+
+  static available(): boolean {
+    return spawnSync(PYTHON, ['-c', 'import torch, torchvision'], { encoding: 'utf8' }).status === 0;
+  }
+
+  static async start(threads: number | null): Promise<TorchReference> {
+    const child = spawn(PYTHON, [path.join(HERE, 'torch_forward.py')], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const rl = createInterface({ input: child.stdout });
+    const lines = rl[Symbol.asyncIterator]();
+    child.stdin.write(`${JSON.stringify({ threads })}\n`);
+    const first = await lines.next();
+    if (first.done) throw new Error('torch_forward.py exited before answering');
+    const info = JSON.parse(first.value) as { torch: string; threads: number };
+    return new TorchReference(child, lines, rl, `PyTorch ${info.torch} (${PYTHON}), ${info.threads} intra-op threads`);
+  }
+
+  async measure(arch: string, size: number, batch: number, iters: number, mode: TorchMode = 'forward'): Promise<{ ips?: number; error?: string }> {
+    this.child.stdin.write(`${JSON.stringify({ arch, size, batch, iters, mode })}\n`);
+    const line = await this.lines.next();
+    if (line.done) return { error: 'torch_forward.py exited' };
+    const r = JSON.parse(line.value) as { images_per_second?: number; error?: string };
+    return { ips: r.images_per_second, error: r.error };
+  }
+
+  close(): void {
+    this.child.stdin.end();
+    this.rl.close();
+  }
+}
+
