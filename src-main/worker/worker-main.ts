@@ -1,11 +1,20 @@
 /**
  * The engine worker: a separate process (Node child process, or Electron utilityProcess) that does
- * the heavy work (decoding, training) so the process that talks to the UI never blocks. Jobs arrive
- * as messages; each gets an AbortController so cancel stops it within a batch.
+ * the heavy work (decoding, training, downloads, prediction) so the process that talks to the UI
+ * never blocks. Jobs arrive as messages; each gets an AbortController so cancel stops it within a
+ * batch (training) or an image (decoding, prediction).
  */
+import path from 'node:path';
 import { selectBackend } from '../engine/backend.js';
 import { scanDataset } from '../engine/data/dataset.js';
 import { runTraining } from '../engine/train/run-training.js';
+import { getDatasetFolder, listDatasets } from './jobs/datasets.js';
+import { exportModel } from './jobs/export.js';
+import { fileThumbnail } from './jobs/images.js';
+import { findLearningRate } from './jobs/lr-find.js';
+import { getWeights, listModels } from './jobs/models.js';
+import { predictImages } from './jobs/predict.js';
+import { previewBatch } from './jobs/preview.js';
 import type { FromWorker, Job, ToWorker } from './protocol.js';
 
 interface Port {
@@ -33,6 +42,24 @@ async function runJob(job: Job, emit: (event: unknown) => void, signal: AbortSig
     case 'train':
       await selectBackend();
       return runTraining(job.config, { onEvent: emit, signal });
+    case 'datasets-list':
+      return listDatasets(job.cacheDir);
+    case 'dataset-get':
+      return getDatasetFolder(job.id, job.cacheDir, emit, signal);
+    case 'preview':
+      return previewBatch(job, emit, signal);
+    case 'models-list':
+      return listModels(job.cacheDir);
+    case 'weights-get':
+      return getWeights(job.arch, job.cacheDir, emit, signal);
+    case 'lr-find':
+      return findLearningRate(job.config, emit, signal);
+    case 'thumbnails':
+      return Promise.all(job.files.map((file) => fileThumbnail(file, job.size).then((src) => ({ file, src }), (err: Error) => ({ file, error: err.message }))));
+    case 'predict':
+      return predictImages(path.resolve(job.runDir), job.files, emit, signal);
+    case 'export':
+      return exportModel(job, emit, signal);
   }
 }
 
