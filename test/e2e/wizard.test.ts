@@ -218,6 +218,31 @@ describe('the wizard in a browser (browser mode)', { skip }, () => {
     assert.deepEqual(s.errors, []);
   }));
 
+  test('quick mode: features once, then head epochs on them', { timeout: 300_000 }, () => withShot('quick', async () => {
+    const { page } = s;
+    await page.getByRole('button', { name: /Model$/ }).click();
+    await page.getByRole('radio', { name: /mobilenet_v2_0\.35/ }).check();
+    await page.fill('#size', '32');
+    await page.getByRole('radio', { name: /Quick \(head only, on cached features\)/ }).check();
+    await page.getByText(/only the new head trains, in seconds per epoch/).waitFor();
+    await page.fill('#quick-epochs', '3');
+    await page.fill('#epochs', '0');
+    const before = new Set(await readdir(path.join(dir, 'data', 'runs')));
+    await page.getByRole('button', { name: /Train$/ }).click();
+    await page.getByRole('button', { name: /^(Start training|Train again)$/ }).click();
+    await page.getByText(/^Finished$/).waitFor({ timeout: TRAIN_TIMEOUT });
+    const table = page.getByRole('table', { name: 'Epochs: quick' });
+    assert.equal(await table.getByRole('row').count(), 4, 'header + 3 head epochs');
+    await s.shot('10-train-quick');
+    const added = (await readdir(path.join(dir, 'data', 'runs'))).filter((r) => !before.has(r));
+    assert.equal(added.length, 1);
+    const record = JSON.parse(await readFile(path.join(dir, 'data', 'runs', added[0], 'run.json'), 'utf8'));
+    assert.equal(record.status, 'completed');
+    assert.deepEqual(record.epochs.map((r: { phase: string }) => r.phase), ['quick', 'quick', 'quick']);
+    assert.equal(record.config.mode, 'quick');
+    assert.deepEqual(s.errors, []);
+  }));
+
   test('a folder with broken files lists them as skipped, with the reason', { timeout: 120_000 }, () => withShot('broken', async () => {
     const { page } = s;
     const broken = await petsSubset(path.join(dir, 'broken'), 6);

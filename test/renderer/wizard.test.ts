@@ -65,6 +65,19 @@ describe('wizard: forms to requests', () => {
     }
   });
 
+  test('quick mode: head epochs instead of frozen epochs; whole-network epochs may be 0', () => {
+    const spec = datasetSpecFrom(form);
+    assert.ok(spec.ok);
+    const quick = settingsFrom(spec.value, { ...DEFAULT_MODEL_FORM, mode: 'quick', quickEpochs: 5, epochs: 0 }, 42);
+    assert.ok(quick.ok);
+    assert.deepEqual([quick.value.mode, quick.value.quickEpochs, quick.value.epochs, quick.value.freezeEpochs], ['quick', 5, 0, 0]);
+    const bad = settingsFrom(spec.value, { ...DEFAULT_MODEL_FORM, mode: 'quick', quickEpochs: 0 }, 42);
+    assert.equal(!bad.ok && bad.field, 'quickEpochs');
+    const exact = settingsFrom(spec.value, DEFAULT_MODEL_FORM, 42);
+    assert.ok(exact.ok);
+    assert.equal(exact.value.mode, 'fastai');
+  });
+
   test('GPU gets the lesson resnet34; a CPU gets the faster MobileNetV2, with the reason', () => {
     assert.equal(defaultArchFor('node-gpu').arch, 'resnet34');
     for (const b of ['node', 'wasm', 'cpu', undefined] as const) {

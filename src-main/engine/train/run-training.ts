@@ -11,7 +11,7 @@ import { DataLoader, DEFAULT_BATCH_SIZE } from '../data/data-loader.js';
 import { hasErrors, scanDataset, type ClassSummary, type DatasetOptions, type Problem, type SkippedFile } from '../data/dataset.js';
 import { ImageCache } from '../data/image-cache.js';
 import { MT19937 } from '../data/mt19937.js';
-import { prepareDataset, type PrepareProgress } from '../data/prepare.js';
+import { prepareDataset, type PreparedDataset, type PrepareProgress } from '../data/prepare.js';
 import { createModel, type FinetuneModel, type WeightsChoice } from '../models/create-model.js';
 import type { WeightStoreOptions } from '../models/weight-store.js';
 import { loadCheckpoint, readCheckpointMeta, saveCheckpoint } from './checkpoint.js';
@@ -134,6 +134,53 @@ async function appVersion(): Promise<string> {
   }
 }
 
+export interface PreparedLearner {
+  backend: BackendChoice;
+  prepared: PreparedDataset;
+  cache: ImageCache;
+  model: FinetuneModel;
+  batchSize: number;
+  microBatch: number;
+  /** `vision_learner(dls, arch)`: frozen, like fastai's, until told otherwise. */
+  learner: Learner;
+}
+
+/**
+ * What every run and a stand-alone lr_find share: backend, label and split, decode once,
+ * `vision_learner(dls, arch)`. Data errors (empty folder, one class) are thrown with their message.
+ * The caller disposes `learner` and `model`.
+ */
+export async function prepareLearner(config: TrainConfig, emit: (e: RunEvent) => void, signal?: AbortSignal): Promise<PreparedLearner> {
+  const size = config.size ?? 224;
+  const seed = config.seed ?? 42;
+  const errorsOf = (problems: Problem[]) => problems.filter((p) => p.level === 'error').map((p) => p.message).join(' ');
+  emit({ type: 'stage', stage: 'backend', message: 'Starting the compute backend' });
+  const backend = await selectBackend();
+
+  emit({ type: 'stage', stage: 'scan', message: `Labelling and splitting ${config.dataset.root}` });
+  const scan = await scanDataset(config.dataset);
+  if (hasErrors(scan)) throw new Error(errorsOf(scan.problems));
+
+  emit({ type: 'stage', stage: 'prepare', message: `Decoding ${scan.train.length + scan.valid.length} images at ${size}px (once; cached)` });
+  const cache = new ImageCache(path.join(config.cacheDir, 'images'));
+  const prepared = await prepareDataset(scan, { cache, size, maxPixels: config.maxPixels, signal, onProgress: (p) => emit({ type: 'prepare', ...p }) });
+  if (hasErrors(prepared.scan)) throw new Error(errorsOf(prepared.scan.problems));
+  for (const s of prepared.scan.skipped) emit({ type: 'note', message: `Skipped ${s.relPath}: ${s.reason}` });
+
+  emit({ type: 'stage', stage: 'model', message: `Building ${config.arch} with fastai's head for ${scan.vocab.length} classes` });
+  const model = await createModel({ arch: config.arch, numClasses: scan.vocab.length, weights: config.weights ?? 'imagenet', inputSize: size, store: { ...config.store, signal }, seed, head: { seed } });
+  const batchSize = chooseBatchSize(config.batchSize, prepared.train.length);
+  if (batchSize !== (config.batchSize ?? DEFAULT_BATCH_SIZE)) {
+    emit({ type: 'note', message: `Batch size ${batchSize} (not ${config.batchSize ?? DEFAULT_BATCH_SIZE}): ${prepared.train.length} training images give ${Math.floor(prepared.train.length / batchSize)} steps per epoch.` });
+  }
+  const microBatch = config.microBatch ?? defaultMicroBatch(backend.name, size, batchSize);
+  const dlOptions = { cache, size, normalization: model.preprocessing, batchSize };
+  const train = new DataLoader(prepared.train, { ...dlOptions, split: 'train', seed });
+  const valid = new DataLoader(prepared.valid, { ...dlOptions, split: 'valid' });
+  const learner = new Learner({ network: imageNetwork(model), train, valid, microBatch, onEvent: emit, signal });
+  return { backend, prepared, cache, model, batchSize, microBatch, learner };
+}
+
 /**
  * TF.js draws each dropout mask from a generator seeded with Math.random(), so training is
  * reproducible only if Math.random is. While the model trains it is replaced by an MT19937 stream
@@ -165,30 +212,8 @@ export async function runTraining(config: TrainConfig, options: { onEvent?: (e: 
     throw new Error(`Epochs must be whole numbers (got ${epochs} unfrozen, ${freezeEpochs} frozen, ${quickEpochs} quick) and at least one epoch must run.`);
   }
 
-  emit({ type: 'stage', stage: 'backend', message: 'Starting the compute backend' });
-  const backend: BackendChoice = await selectBackend();
-
-  emit({ type: 'stage', stage: 'scan', message: `Labelling and splitting ${config.dataset.root}` });
-  const scan = await scanDataset(config.dataset);
-  if (hasErrors(scan)) throw new Error(scan.problems.filter((p) => p.level === 'error').map((p) => p.message).join(' '));
-
-  emit({ type: 'stage', stage: 'prepare', message: `Decoding ${scan.train.length + scan.valid.length} images at ${size}px (once; cached)` });
-  const cache = new ImageCache(path.join(config.cacheDir, 'images'));
-  const prepared = await prepareDataset(scan, { cache, size, maxPixels: config.maxPixels, signal: options.signal, onProgress: (p) => emit({ type: 'prepare', ...p }) });
-  if (hasErrors(prepared.scan)) throw new Error(prepared.scan.problems.filter((p) => p.level === 'error').map((p) => p.message).join(' '));
-  for (const s of prepared.scan.skipped) emit({ type: 'note', message: `Skipped ${s.relPath}: ${s.reason}` });
-
-  emit({ type: 'stage', stage: 'model', message: `Building ${config.arch} with fastai's head for ${scan.vocab.length} classes` });
-  const model: FinetuneModel = await createModel({ arch: config.arch, numClasses: scan.vocab.length, weights: config.weights ?? 'imagenet', inputSize: size, store: config.store, seed: config.seed ?? 42, head: { seed: config.seed ?? 42 } });
-  const batchSize = chooseBatchSize(config.batchSize, prepared.train.length);
-  if (batchSize !== (config.batchSize ?? DEFAULT_BATCH_SIZE)) {
-    emit({ type: 'note', message: `Batch size ${batchSize} (not ${config.batchSize ?? DEFAULT_BATCH_SIZE}): ${prepared.train.length} training images give ${Math.floor(prepared.train.length / batchSize)} steps per epoch.` });
-  }
-  const microBatch = config.microBatch ?? defaultMicroBatch(backend.name, size, batchSize);
-  const dlOptions = { cache, size, normalization: model.preprocessing, batchSize };
-  const train = new DataLoader(prepared.train, { ...dlOptions, split: 'train', seed: config.seed ?? 42 });
-  const valid = new DataLoader(prepared.valid, { ...dlOptions, split: 'valid' });
-  const learner = new Learner({ network: imageNetwork(model), train, valid, microBatch, onEvent: emit, signal: options.signal });
+  const { backend, prepared, cache, model, batchSize, microBatch, learner } = await prepareLearner(config, emit, options.signal);
+  const scan = prepared.scan;
 
   const checkpointDir = path.join(config.outDir, CHECKPOINT_DIR);
   const configKey = JSON.stringify({ d: config.dataset, a: config.arch, s: size, e: epochs, f: freezeEpochs, q: quickEpochs, lr: config.baseLr, bs: batchSize, seed: config.seed });

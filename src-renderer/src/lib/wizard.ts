@@ -44,13 +44,31 @@ export const DEFAULT_DATA_FORM: DataForm = {
 export interface ModelForm {
   arch: string;
   size: number;
+  /** 'fastai': fine_tune exactly. 'quick': the head trains on features the body computes once per photo. */
+  mode: 'fastai' | 'quick';
   epochs: number;
   freezeEpochs: number;
+  /** Quick mode's head-only epochs (cheap: seconds each). */
+  quickEpochs: number;
   baseLr: number;
 }
 
 /** fastai lesson 1: resnet34 at 224, fine_tune(1), base_lr 2e-3. */
-export const DEFAULT_MODEL_FORM: ModelForm = { arch: 'resnet34', size: 224, epochs: 1, freezeEpochs: 1, baseLr: 2e-3 };
+export const DEFAULT_MODEL_FORM: ModelForm = { arch: 'resnet34', size: 224, mode: 'fastai', epochs: 1, freezeEpochs: 1, quickEpochs: 8, baseLr: 2e-3 };
+
+/** What each training mode costs and gives, for the Model step. */
+export const TRAINING_MODES: { mode: ModelForm['mode']; title: string; explain: string }[] = [
+  {
+    mode: 'fastai',
+    title: "fastai's fine_tune (exact)",
+    explain: 'Every batch goes forward and backward through the whole network, as in the lesson: the best accuracy, but without a GPU an epoch can take many minutes.',
+  },
+  {
+    mode: 'quick',
+    title: 'Quick (head only, on cached features)',
+    explain: 'The network looks at each photo once; then only the new head trains, in seconds per epoch (like Teachable Machine). Usually a little less accurate; add whole-network epochs to close the gap.',
+  },
+];
 
 /**
  * The lesson's resnet34 where there is a GPU; on a CPU, a MobileNetV2 trains about ten times
@@ -111,9 +129,13 @@ export function settingsFrom(dataset: DatasetSpec, model: ModelForm, seed: numbe
   if (!(Number.isInteger(model.size) && model.size >= 32 && model.size <= 1024)) return { ok: false, field: 'size', error: 'Image size must be a whole number of pixels from 32 to 1024 (224 is usual).' };
   if (!(Number.isInteger(model.epochs) && model.epochs >= 0 && model.epochs <= 1000)) return { ok: false, field: 'epochs', error: 'Epochs must be a whole number from 0 to 1000.' };
   if (!(Number.isInteger(model.freezeEpochs) && model.freezeEpochs >= 0 && model.freezeEpochs <= 1000)) return { ok: false, field: 'freezeEpochs', error: 'Frozen epochs must be a whole number from 0 to 1000.' };
-  if (model.epochs + model.freezeEpochs === 0) return { ok: false, field: 'epochs', error: 'At least one epoch must run.' };
   if (!(model.baseLr > 0 && model.baseLr < 10)) return { ok: false, field: 'baseLr', error: 'The learning rate must be a positive number such as 0.002.' };
-  return { ok: true, value: { dataset, arch: model.arch, size: model.size, epochs: model.epochs, freezeEpochs: model.freezeEpochs, baseLr: model.baseLr, seed } };
+  if (model.mode === 'quick') {
+    if (!(Number.isInteger(model.quickEpochs) && model.quickEpochs >= 1 && model.quickEpochs <= 1000)) return { ok: false, field: 'quickEpochs', error: 'Head epochs must be a whole number from 1 to 1000.' };
+    return { ok: true, value: { dataset, arch: model.arch, size: model.size, mode: 'quick', quickEpochs: model.quickEpochs, epochs: model.epochs, freezeEpochs: 0, baseLr: model.baseLr, seed } };
+  }
+  if (model.epochs + model.freezeEpochs === 0) return { ok: false, field: 'epochs', error: 'At least one epoch must run.' };
+  return { ok: true, value: { dataset, arch: model.arch, size: model.size, mode: 'fastai', epochs: model.epochs, freezeEpochs: model.freezeEpochs, baseLr: model.baseLr, seed } };
 }
 
 export function scanUsable(scan: ScanSummary | null | undefined): boolean {
