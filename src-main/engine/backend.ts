@@ -7,7 +7,7 @@
  * library is reported, not chosen. `FINETUNE_BACKEND` or the `force` option pins one candidate.
  */
 import * as tf from '@tensorflow/tfjs';
-import { registerWasmTrainingKernels } from './wasm-kernels/index.js';
+import { startWasmBackend } from './wasm-kernels/index.js';
 
 export const BACKEND_NAMES = ['node-gpu', 'node', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -83,21 +83,30 @@ async function tryNative(name: 'node-gpu' | 'node'): Promise<BackendAttempt> {
   return { name, ok: true, reason: `${pkg} loaded and passed a smoke test` };
 }
 
+/** `FINETUNE_WASM_THREADS`: XNNPACK threads for the wasm backend (default 1; see wasm-kernels/threads.ts). */
+function wasmThreadsSetting(): number {
+  const raw = process.env.FINETUNE_WASM_THREADS?.trim();
+  if (!raw) return 1;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`FINETUNE_WASM_THREADS must be a whole number from 1 to 64; got "${raw}".`);
+  return n;
+}
+
 async function tryWasm(): Promise<BackendAttempt & { simd?: boolean; threads?: boolean }> {
+  let started;
   try {
-    await import('@tensorflow/tfjs-backend-wasm');
-    // Stock tfjs-backend-wasm cannot train convolutions: add the gradient kernels it lacks.
-    registerWasmTrainingKernels();
+    // Adds the training kernels stock tfjs-backend-wasm lacks, and turns running out of its 4 GiB
+    // heap into a catchable error (the learner then retries with smaller micro-batches).
+    started = await startWasmBackend({ threads: wasmThreadsSetting() });
     await smokeTest('wasm');
   } catch (err) {
     return { name: 'wasm', ok: false, reason: describeLoadError('@tensorflow/tfjs-backend-wasm', err) };
   }
-  const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
-  const threads = Boolean(await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'));
+  const threads = started.threads > 1;
   const threadNote = threads
-    ? 'threads on'
-    : 'threads off (TF.js disables wasm threads in Node.js and where SharedArrayBuffer is unavailable)';
-  return { name: 'wasm', ok: true, simd, threads, reason: `WebAssembly with SIMD ${simd ? 'on' : 'off'}, ${threadNote}` };
+    ? `${started.threads} threads`
+    : `1 thread${started.note ? ` (${started.note})` : ' (FINETUNE_WASM_THREADS=2 uses two; off by default: untested inside Electron)'}`;
+  return { name: 'wasm', ok: true, simd: started.simd, threads, reason: `WebAssembly with SIMD ${started.simd ? 'on' : 'off'}, ${threadNote}` };
 }
 
 async function tryCpu(): Promise<BackendAttempt> {

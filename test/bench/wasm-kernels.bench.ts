@@ -11,7 +11,9 @@
  *            forward pass (eval mode) for ResNet-18/34 and MobileNetV2 (alpha 1) with fastai's
  *            head, on wasm and on PyTorch (test/bench/torch_wasm_kernels.py, the same networks,
  *            batch, size and thread count), alternated model by model so both see the same load,
- *            with the wasm heap size after the steps.
+ *            with the wasm heap size after the steps. A batch that does not fit the wasm heap is
+ *            halved for both sides (noted in the table). Caveat seen here: Debian's PyTorch 1.13
+ *            runs MobileNetV2@224 at batch 8 with 1 thread ~4x slower per image than at batch 16.
  * --max-batch  the largest ResNet-18@224 training batch that fits the 4 GiB wasm heap (each try
  *            in a fresh process, since running out aborts the wasm module).
  * Without any of the three: --kernels --train.
@@ -29,7 +31,12 @@ import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { startWasmBackend, wasmHeapInfo } from '../../src-main/engine/wasm-kernels/index.js';
+import {
+  releaseFailedStepMemory,
+  startWasmBackend,
+  WasmHeapExhaustedError,
+  wasmHeapInfo,
+} from '../../src-main/engine/wasm-kernels/index.js';
 import { stockKernel } from '../../src-main/engine/wasm-kernels/wasm-ops.js';
 import { createModel } from '../../src-main/engine/models/create-model.js';
 import { createFastaiHead } from '../../src-main/engine/models/fastai-head.js';
@@ -387,6 +394,8 @@ async function measureWasm(arch: string, size: number, batch: number): Promise<{
 interface TrainRow {
   arch: string;
   size: number;
+  /** BATCH, or half of it (again and again) when BATCH does not fit the wasm heap. */
+  batch: number;
   wasmTrain: number[];
   wasmForward: number[];
   torchTrain: number[];
@@ -405,19 +414,29 @@ async function trainBench(): Promise<void> {
         for (const size of SIZES) {
           let row = rows.find((r) => r.arch === arch && r.size === size);
           if (!row) {
-            row = { arch, size, wasmTrain: [], wasmForward: [], torchTrain: [], torchForward: [] };
+            row = { arch, size, batch: BATCH, wasmTrain: [], wasmForward: [], torchTrain: [], torchForward: [] };
             rows.push(row);
           }
-          try {
-            const w = await measureWasm(arch, size, BATCH);
-            row.wasmTrain.push(w.train);
-            row.wasmForward.push(w.forward);
-            row.heap = wasmHeapInfo().heapBytes;
-          } catch (err) {
-            row.note = `wasm failed: ${(err as Error).message.split('\n')[0]}`;
+          for (;;) {
+            try {
+              const w = await measureWasm(arch, size, row.batch);
+              row.wasmTrain.push(w.train);
+              row.wasmForward.push(w.forward);
+              row.heap = wasmHeapInfo().heapBytes;
+              break;
+            } catch (err) {
+              releaseFailedStepMemory(); // what the failed step left on tfjs' tape
+              if (err instanceof WasmHeapExhaustedError && row.batch > 1 && row.wasmTrain.length === 0) {
+                row.note = `batch ${row.batch} does not fit the wasm heap; both sides run batch ${row.batch / 2}`;
+                row.batch /= 2;
+                continue;
+              }
+              row.note = `wasm failed: ${(err as Error).message.split('\n')[0]}`;
+              break;
+            }
           }
           if (torch) {
-            const t = await torch.measure(arch, size, BATCH);
+            const t = await torch.measure(arch, size, row.batch);
             if (t.train !== undefined) row.torchTrain.push(t.train);
             if (t.forward !== undefined) row.torchForward.push(t.forward);
             if (t.error) row.note = `PyTorch failed: ${t.error}`;
@@ -426,7 +445,6 @@ async function trainBench(): Promise<void> {
           console.log(
             `  round ${round + 1} ${arch}@${size}: train wasm ${last(row.wasmTrain)} / torch ${last(row.torchTrain)} img/s; forward wasm ${last(row.wasmForward)} / torch ${last(row.torchForward)} img/s`,
           );
-          if (row.note?.startsWith('wasm failed')) break; // the module is dead after an abort
         }
       }
     }
@@ -436,11 +454,11 @@ async function trainBench(): Promise<void> {
   const m = (v: number[]) => (v.length ? median(v) : undefined);
   const f = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(2));
   const ratio = (a?: number, b?: number) => (a !== undefined && b !== undefined ? `${(a / b).toFixed(2)}x` : '-');
-  console.log(`\n${'model'.padEnd(18)}${'size'.padStart(5)}${'train wasm'.padStart(12)}${'torch'.padStart(8)}${'ratio'.padStart(8)}${'fwd wasm'.padStart(10)}${'torch'.padStart(8)}${'ratio'.padStart(8)}${'heap'.padStart(10)}`);
+  console.log(`\n${'model'.padEnd(18)}${'size'.padStart(5)}${'batch'.padStart(6)}${'train wasm'.padStart(12)}${'torch'.padStart(8)}${'ratio'.padStart(8)}${'fwd wasm'.padStart(10)}${'torch'.padStart(8)}${'ratio'.padStart(8)}${'heap'.padStart(10)}`);
   for (const r of rows) {
     const [wt, tt, wf, tfw] = [m(r.wasmTrain), m(r.torchTrain), m(r.wasmForward), m(r.torchForward)];
     console.log(
-      `${r.arch.padEnd(18)}${String(r.size).padStart(5)}${f(wt).padStart(12)}${f(tt).padStart(8)}${ratio(wt, tt).padStart(8)}${f(wf).padStart(10)}${f(tfw).padStart(8)}${ratio(wf, tfw).padStart(8)}${(r.heap ? MB(r.heap) : '-').padStart(10)}${r.note ? `  ${r.note}` : ''}`,
+      `${r.arch.padEnd(18)}${String(r.size).padStart(5)}${String(r.batch).padStart(6)}${f(wt).padStart(12)}${f(tt).padStart(8)}${ratio(wt, tt).padStart(8)}${f(wf).padStart(10)}${f(tfw).padStart(8)}${ratio(wf, tfw).padStart(8)}${(r.heap ? MB(r.heap) : '-').padStart(10)}${r.note ? `  ${r.note}` : ''}`,
     );
   }
   console.log('(img/s; heap = wasm memory size after the model, which only grows within a process)');

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
+import { BAND_REDUCTION } from '../../src-main/engine/wasm-kernels/conv2d-backprop-filter.js';
 import { wasmTrainingKernelsRegistered } from '../../src-main/engine/wasm-kernels/index.js';
 import { assertMatchesCpu, pick, randomArray, rng, sizeOf, useWasmWithTrainingKernels } from './helpers.js';
 
@@ -31,6 +32,9 @@ const FIXED: Case[] = [
   { n: 2, h: 11, w: 11, ci: 3, co: 4, k: [7, 7], s: [2, 2], pad: [[0, 0], [3, 3], [3, 3], [0, 0]] }, // ResNet stem
   { n: 2, h: 10, w: 9, ci: 3, co: 4, k: [3, 3], s: [2, 2], pad: [[0, 0], [1, 1], [1, 1], [0, 0]] }, // torchvision
   { n: 2, h: 10, w: 9, ci: 3, co: 4, k: [1, 1], s: [2, 2], pad: 'valid' }, // ResNet downsample
+  { n: 2, h: 9, w: 11, ci: 5, co: 3, k: [1, 1], s: [2, 3], pad: 'same' }, // pointwise, strided, odd, Ci > Co
+  { n: 3, h: 7, w: 5, ci: 6, co: 2, k: [1, 1], s: [1, 1], pad: 'valid' }, // pointwise (MobileNet)
+  { n: 2, h: 6, w: 6, ci: 2, co: 3, k: [1, 1], s: [1, 1], pad: [[0, 0], [1, 0], [0, 1], [0, 0]] }, // padded 1x1
   { n: 2, h: 6, w: 5, ci: 3, co: 4, k: [2, 3], s: [1, 1], pad: 'valid' },
   { n: 2, h: 9, w: 9, ci: 3, co: 4, k: [5, 5], s: [3, 3], pad: 'same' },
   { n: 2, h: 9, w: 8, ci: 3, co: 4, k: [3, 3], s: [2, 1], pad: 'same' }, // unequal strides
@@ -118,6 +122,19 @@ test('conv gradients at realistic channel counts (accumulation over 9*64 terms a
   checkDw(c, 8);
   checkDx({ ...c, s: [1, 1], pad: 'same' }, 9);
   checkDw({ ...c, s: [1, 1], pad: 'same' }, 10);
+});
+
+test('Conv2DBackpropFilter splits a long reduction into bands of dy rows, exactly', () => {
+  // Wo * N = 3 * 57 > BAND_REDUCTION / rows: several bands, the last one short.
+  assert.ok(3 * 57 * 57 > BAND_REDUCTION);
+  const cases: Case[] = [
+    { n: 3, h: 57, w: 57, ci: 3, co: 5, k: [3, 3], s: [1, 1], pad: 'same' },
+    { n: 3, h: 114, w: 113, ci: 2, co: 4, k: [3, 3], s: [2, 2], pad: [[0, 0], [1, 1], [1, 1], [0, 0]] },
+    { n: 2, h: 120, w: 119, ci: 3, co: 4, k: [7, 7], s: [2, 2], pad: [[0, 0], [3, 3], [3, 3], [0, 0]] },
+    { n: 3, h: 60, w: 57, ci: 2, co: 3, k: [3, 3], s: [2, 2], pad: 'valid' },
+    { n: 2, h: 80, w: 60, ci: 2, co: 3, k: [2, 3], s: [3, 2], pad: [[0, 0], [4, 5], [2, 0], [0, 0]] },
+  ];
+  cases.forEach((c, i) => checkDw(c, 400 + i));
 });
 
 test('the fused conv2d gradient (bias + relu, what tf.layers.conv2d uses) matches cpu', () => {

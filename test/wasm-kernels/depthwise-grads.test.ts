@@ -30,6 +30,12 @@ const FIXED: Case[] = [
   { n: 2, h: 11, w: 10, c: 3, m: 1, k: [3, 2], s: [1, 1], d: [2, 1], pad: 'valid' },
   { n: 2, h: 9, w: 8, c: 3, m: 1, k: [3, 3], s: [2, 1], d: [1, 1], pad: 'same' }, // unequal strides
   { n: 1, h: 5, w: 6, c: 2, m: 1, k: [3, 3], s: [1, 1], d: [1, 1], pad: [[0, 0], [3, 0], [0, 4], [0, 0]] }, // pad > k - 1
+  // Multiplier 1 and C % 4 == 0: the filter gradient takes the SIMD path.
+  { n: 3, h: 9, w: 7, c: 8, m: 1, k: [3, 3], s: [1, 1], d: [1, 1], pad: 'same' },
+  { n: 2, h: 10, w: 11, c: 4, m: 1, k: [3, 3], s: [2, 2], d: [1, 1], pad: [[0, 0], [0, 1], [0, 1], [0, 0]] },
+  { n: 2, h: 11, w: 10, c: 8, m: 1, k: [3, 3], s: [1, 1], d: [2, 2], pad: 'same' },
+  { n: 2, h: 13, w: 9, c: 12, m: 1, k: [5, 3], s: [3, 2], d: [1, 1], pad: 'valid' },
+  { n: 1, h: 5, w: 6, c: 4, m: 1, k: [3, 3], s: [1, 1], d: [1, 1], pad: [[0, 0], [3, 0], [0, 4], [0, 0]] },
 ];
 
 function randomCase(seed: number): Case {

@@ -59,6 +59,9 @@ test('MaxPoolGrad matches cpu (strides, padding, odd sizes)', () => {
     { shape: [2, 8, 7, 4], f: [3, 3], s: [2, 2], pad: 'same' },
     { shape: [1, 6, 6, 2], f: [2, 2], s: [2, 2], pad: 'valid' },
     { shape: [2, 7, 9, 3], f: [3, 2], s: [1, 2], pad: 1 },
+    { shape: [2, 9, 9, 8], f: [3, 3], s: [2, 2], pad: 'valid' }, // SIMD path from here
+    { shape: [3, 8, 7, 12], f: [3, 3], s: [2, 2], pad: 'same' },
+    { shape: [2, 7, 9, 4], f: [3, 2], s: [1, 2], pad: 1 },
   ];
   cases.forEach((c, i) => {
     const v = data(c.shape, 10 + i);
@@ -72,11 +75,35 @@ test('MaxPoolGrad matches cpu (strides, padding, odd sizes)', () => {
 
 test('MaxPoolGrad sends a tied window to the same position as cpu (first max in row-major order)', () => {
   // ReLU outputs are full of exact zeros, so ties are the common case in real networks.
-  const v = new Float32Array(2 * 6 * 6 * 2).map((_, i) => (i % 5 === 0 ? 1 : 0));
-  assertMatchesCpu('maxPoolGrad ties', () =>
-    tf.grad((x: tf.Tensor) => tf.maxPool(x as tf.Tensor4D, 3, 2, 'same').sum())(tf.tensor(v, [2, 6, 6, 2])),
-    0,
-  );
+  // C = 2 takes the JS path, C = 8 the SIMD one.
+  for (const c of [2, 8]) {
+    const v = new Float32Array(2 * 6 * 6 * c).map((_, i) => (i % 5 === 0 ? 1 : 0));
+    assertMatchesCpu(`maxPoolGrad ties C=${c}`, () =>
+      tf.grad((x: tf.Tensor) => tf.maxPool(x as tf.Tensor4D, 3, 2, 'same').sum())(tf.tensor(v, [2, 6, 6, c])),
+      0,
+    );
+  }
+});
+
+test('FusedBatchNorm (forward) matches cpu with and without scale / offset, any rank', () => {
+  for (const shape of [[3, 5, 7, 8], [4, 6, 12], [5, 16], [2, 3, 3, 6], [2, 4, 4, 8]]) {
+    const c = shape[shape.length - 1];
+    const r = rng(sizeOf(shape));
+    const x = randomArray(sizeOf(shape), r).map((v) => v * 50 + 100); // far from 0: cancellation shows
+    const [mean, variance, scale, offset] = [randomArray(c, r).map((v) => v * 50 + 100), randomArray(c, r).map((v) => v * v * 900 + 1), randomArray(c, r), randomArray(c, r)];
+    for (const [withScale, withOffset] of [[true, true], [false, true], [true, false], [false, false]]) {
+      assertMatchesCpu(`batchNorm ${shape} scale ${withScale} offset ${withOffset}`, () =>
+        tf.batchNorm(
+          tf.tensor(x, shape),
+          tf.tensor1d(mean),
+          tf.tensor1d(variance),
+          withOffset ? tf.tensor1d(offset) : undefined,
+          withScale ? tf.tensor1d(scale) : undefined,
+          1e-3,
+        ),
+      );
+    }
+  }
 });
 
 test('Slice matches cpu for contiguous, strided-row and inner-axis slices of each dtype', () => {

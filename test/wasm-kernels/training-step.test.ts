@@ -113,7 +113,7 @@ test('a conv-bn-relu-depthwise-pool-dense net has the same loss and gradients on
 
 test('training steps on wasm leak neither tensors nor wasm buffers, and registering again is a no-op', () => {
   tf.setBackend('wasm');
-  assert.deepEqual(registerWasmTrainingKernels(), { added: [], replaced: [] });
+  assert.deepEqual(registerWasmTrainingKernels(), { added: [], replaced: [], gradients: [] });
   const model = buildNet(true);
   const optimizer = tf.train.adam(1e-3);
   const x = tf.randomNormal([N, SIZE, SIZE, 3]);

@@ -15,6 +15,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Batch } from '../data/data-loader.js';
 import type { PreparedItem } from '../data/prepare.js';
 import { isBatchNorm, type FinetuneModel } from '../models/create-model.js';
+import { releaseFailedStepMemory, WasmHeapExhaustedError } from '../wasm-kernels/index.js';
 import type { OptimizerTensors } from './checkpoint.js';
 import { FastaiAdam, type AdamStateSnapshot, type OptimizedParam } from './fastai-adam.js';
 import { LrSweep, suggestLearningRates, type LrFindOptions, type LrFindPoint, type Suggestion, type SuggestionName } from './lr-find.js';
@@ -51,7 +52,8 @@ export type TrainEvent =
     }
   | { type: 'validation'; done: number; total: number }
   | { type: 'epoch'; row: EpochRow }
-  | { type: 'lr-find'; point: LrFindPoint; iter: number; numIt: number };
+  | { type: 'lr-find'; point: LrFindPoint; iter: number; numIt: number }
+  | { type: 'note'; message: string };
 
 /** What the learner trains: inputs of `sampleShape` to `numClasses` scores, in parameter groups (head last). */
 export interface TrainableNetwork {
@@ -125,7 +127,8 @@ export class Learner {
   private readonly validDl: BatchSource;
   private readonly sampleSize: number;
   private readonly wd: number;
-  private readonly microBatch: number;
+  /** Lowered (halved) when a step runs out of the WebAssembly heap. */
+  private microBatch: number;
   private readonly onEvent: (e: TrainEvent) => void;
   private readonly signal?: AbortSignal;
   private frozen = true;
@@ -180,35 +183,58 @@ export class Learner {
     if (this.signal?.aborted) throw new CancelledError();
   }
 
-  /** Forward + backward over one batch (in micro-batches), returning the batch's mean loss and gradients. */
+  /**
+   * Forward + backward over one batch (in micro-batches), returning the batch's mean loss and
+   * gradients. If the WebAssembly heap runs out, the failed step's tensors are released and the
+   * batch is redone with half the micro-batch (the optimizer step still sees the whole batch).
+   */
   private gradients(batch: Batch, params: OptimizedParam[]): { loss: number; grads: tf.NamedTensorMap } {
+    for (;;) {
+      try {
+        return this.accumulateGradients(batch, params);
+      } catch (err) {
+        if (!(err instanceof WasmHeapExhaustedError) || this.microBatch <= 1) throw err;
+        releaseFailedStepMemory();
+        const before = Math.min(this.microBatch, batch.n);
+        this.microBatch = Math.max(1, Math.floor(before / 2));
+        this.onEvent({ type: 'note', message: `The WebAssembly heap is full: retrying with ${this.microBatch} images per pass instead of ${before}.` });
+      }
+    }
+  }
+
+  private accumulateGradients(batch: Batch, params: OptimizedParam[]): { loss: number; grads: tf.NamedTensorMap } {
     const vars = params.map((p) => p.variable);
     const { numClasses, sampleShape } = this.network;
     const per = this.sampleSize;
     let total: tf.NamedTensorMap | undefined;
     let lossSum = 0;
-    for (let start = 0; start < batch.n; start += Math.min(this.microBatch, batch.n)) {
-      const n = Math.min(this.microBatch, batch.n - start);
-      const { value, grads } = tf.tidy(() => {
-        const x = tf.tensor(batch.x.subarray(start * per, (start + n) * per), [n, ...sampleShape]);
-        const y = tf.oneHot(tf.tensor1d(batch.y.subarray(start, start + n), 'int32'), numClasses);
-        return tf.variableGrads(() => {
-          const logits = this.network.model.apply(x, { training: true }) as tf.Tensor2D;
-          // Weighted by this micro-batch's share so the sum over micro-batches is the batch mean.
-          return tf.losses.softmaxCrossEntropy(y, logits).mul(n / batch.n) as tf.Scalar;
-        }, vars);
-      });
-      lossSum += value.dataSync()[0];
-      value.dispose();
-      if (!total) total = grads;
-      else {
-        for (const name of Object.keys(grads)) {
-          const sum = tf.add(total[name], grads[name]);
-          total[name].dispose();
-          grads[name].dispose();
-          total[name] = sum;
+    try {
+      for (let start = 0; start < batch.n; start += Math.min(this.microBatch, batch.n)) {
+        const n = Math.min(this.microBatch, batch.n - start);
+        const { value, grads } = tf.tidy(() => {
+          const x = tf.tensor(batch.x.subarray(start * per, (start + n) * per), [n, ...sampleShape]);
+          const y = tf.oneHot(tf.tensor1d(batch.y.subarray(start, start + n), 'int32'), numClasses);
+          return tf.variableGrads(() => {
+            const logits = this.network.model.apply(x, { training: true }) as tf.Tensor2D;
+            // Weighted by this micro-batch's share so the sum over micro-batches is the batch mean.
+            return tf.losses.softmaxCrossEntropy(y, logits).mul(n / batch.n) as tf.Scalar;
+          }, vars);
+        });
+        lossSum += value.dataSync()[0];
+        value.dispose();
+        if (!total) total = grads;
+        else {
+          for (const name of Object.keys(grads)) {
+            const sum = tf.add(total[name], grads[name]);
+            total[name].dispose();
+            grads[name].dispose();
+            total[name] = sum;
+          }
         }
       }
+    } catch (err) {
+      if (total) tf.dispose(Object.values(total));
+      throw err;
     }
     return { loss: lossSum, grads: total ?? {} };
   }

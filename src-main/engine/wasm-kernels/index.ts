@@ -6,8 +6,18 @@
  * pathologically slow or copy needlessly, each written as XNNPACK convolutions / poolings plus
  * cheap memory moves. It is idempotent and works before or after `tf.setBackend('wasm')`.
  *
- * `startWasmBackend({ threads })` initialises the backend (multithreaded in Node when asked) and
- * registers the kernels; `wasmHeapInfo()` reports the heap against its 4 GiB ceiling.
+ * `startWasmBackend({ threads })` initialises the backend (multithreaded in Node when asked),
+ * registers the kernels and installs the heap guard, which turns running out of the 4 GiB heap
+ * into a recoverable `WasmHeapExhaustedError`; `wasmHeapInfo()` reports the heap size.
  */
 export { registerWasmTrainingKernels, wasmTrainingKernelsRegistered, WASM_TRAINING_KERNELS, type RegisterResult } from './register.js';
-export { startWasmBackend, wasmHeapInfo, type StartWasmOptions, type WasmStartInfo, type WasmHeapInfo } from './threads.js';
+export { startWasmBackend, type StartWasmOptions, type WasmStartInfo } from './threads.js';
+export {
+  guardWasmHeap,
+  releaseFailedStepMemory,
+  wasmHeapInfo,
+  type WasmHeapInfo,
+  WasmHeapExhaustedError,
+  WASM_HEAP_MAX_BYTES,
+  DEFAULT_HEAP_RESERVE_BYTES,
+} from './heap-guard.js';

@@ -4,10 +4,12 @@
  *
  * Same semantics as the `cpu` backend: each output's gradient goes to the first position of its
  * window (row-major scan) holding the strictly largest value; padding never wins. The scan keeps
- * a running max per channel, so the inner loops run over contiguous channels.
+ * a running max per channel, so the inner loops run over contiguous channels: in SIMD
+ * (simd-kernels.ts) when the channel count is a multiple of 4, else in JS.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { simdKernels } from './simd-kernels.js';
 import { heapOffset, type Info, runStock, type Shape4 } from './wasm-ops.js';
 
 interface Attrs {
@@ -37,6 +39,28 @@ export function maxPoolGrad(args: { inputs: { dy: Info; input: Info; output: Inf
   const dyOff = heapOffset(backend, dy).offset;
   const dxOff = heapOffset(backend, dx).offset;
   heap.fill(0, dxOff, dxOff + n * h * w * c);
+  const simd = c % 4 === 0 ? simdKernels(backend) : null;
+  if (simd) {
+    const geometry = {
+      h,
+      w,
+      ho,
+      wo,
+      channelBytes: c * 4,
+      kh: info.filterHeight,
+      kw: info.filterWidth,
+      sh,
+      sw,
+      dh,
+      dw,
+      pt: info.padInfo.top,
+      pl: info.padInfo.left,
+    };
+    for (let b = 0; b < n; b++) {
+      simd.maxPoolGrad((xOff + b * h * w * c) * 4, (dyOff + b * ho * wo * c) * 4, (dxOff + b * h * w * c) * 4, geometry);
+    }
+    return dx;
+  }
   const best = new Float32Array(c);
   const where = new Int32Array(c);
   for (let b = 0; b < n; b++) {

@@ -6,6 +6,8 @@ import { conv2dBackpropFilterConfig } from './conv2d-backprop-filter.js';
 import { conv2dBackpropInputConfig } from './conv2d-backprop-input.js';
 import { depthwiseBackpropFilterConfig } from './depthwise-backprop-filter.js';
 import { depthwiseBackpropInputConfig } from './depthwise-backprop-input.js';
+import { batchNormConfig } from './batch-norm.js';
+import { fusedGradKernels, installWasmGradients } from './fused-grads.js';
 import { castConfig, identityConfig } from './identity.js';
 import { maxPoolGradConfig } from './max-pool-grad.js';
 import { meanConfig, sumConfig } from './reduce.js';
@@ -26,6 +28,8 @@ export const WASM_TRAINING_KERNELS: readonly tf.KernelConfig[] = [
   sliceConfig,
   identityConfig,
   castConfig,
+  batchNormConfig,
+  ...fusedGradKernels,
 ];
 
 /** Which of our kernels is in the registry right now (tfjs keeps one config per name+backend). */
@@ -38,6 +42,8 @@ export interface RegisterResult {
   added: string[];
   /** Stock kernels replaced by faster ones. */
   replaced: string[];
+  /** Kernels whose (global) gradient now takes a fused path on wasm; see fused-grads.ts. */
+  gradients: string[];
 }
 
 /**
@@ -46,7 +52,7 @@ export interface RegisterResult {
  * this works whether or not the wasm backend has been initialised yet.
  */
 export function registerWasmTrainingKernels(): RegisterResult {
-  const result: RegisterResult = { added: [], replaced: [] };
+  const result: RegisterResult = { added: [], replaced: [], gradients: installWasmGradients() };
   for (const config of WASM_TRAINING_KERNELS) {
     if (isOurs(config)) continue;
     const existing = tf.getKernel(config.kernelName, 'wasm');

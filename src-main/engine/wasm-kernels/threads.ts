@@ -13,14 +13,16 @@
  * `urlOrBlob` at the package's threaded glue file on disk, and `os.cpus()` reports two entries
  * per CPU. Nothing is written to disk and nothing in node_modules changes.
  *
- * Caveat (measured): if the 4 GiB wasm heap runs out while an XNNPACK operator is being built,
- * the single-threaded build fails with a catchable RuntimeError, but the threaded build hangs (a
- * pool thread traps while the main thread waits for it). With threads on, the caller must keep
- * peak heap use below the limit (see `wasmHeapInfo`); that is why threads are opt-in.
+ * Two more things make the threaded build usable in a long-lived process:
+ * - the pool's workers are unref'd, or Node never exits on its own (Emscripten refs them);
+ * - the heap guard (heap-guard.ts) is installed for both builds: without it, running out of heap
+ *   aborts the single-threaded module and *hangs* the threaded one (a pool thread traps on an
+ *   out-of-bounds write while the main thread waits for it); with it, both throw a recoverable
+ *   WasmHeapExhaustedError.
  */
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
-import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { DEFAULT_HEAP_RESERVE_BYTES, guardWasmHeap } from './heap-guard.js';
 import { registerWasmTrainingKernels } from './register.js';
 
 const require = createRequire(import.meta.url);
@@ -31,6 +33,11 @@ export interface StartWasmOptions {
    * CPUs only adds contention.
    */
   threads?: number;
+  /**
+   * Heap kept free for XNNPACK's own allocations: tensor allocations that would grow the heap
+   * past 4 GiB minus this throw WasmHeapExhaustedError (see heap-guard.ts). Default 256 MiB.
+   */
+  heapReserveBytes?: number;
 }
 
 export interface WasmStartInfo {
@@ -85,7 +92,10 @@ export async function startWasmBackend(options: StartWasmOptions = {}): Promise<
   if (wanted > 1 && !isNode()) {
     note = 'outside Node.js, tfjs decides (threads need SharedArrayBuffer and cross-origin isolation)';
   }
-  if (!useThreads) {
+  if (useThreads && tf.findBackend('wasm')) {
+    note = 'the wasm backend was already initialised single-threaded: call startWasmBackend before anything else uses it';
+  }
+  if (!useThreads || note) {
     if (!(await tf.setBackend('wasm'))) throw new Error("tf.setBackend('wasm') failed");
     await tf.ready();
   } else {
@@ -115,28 +125,20 @@ export async function startWasmBackend(options: StartWasmOptions = {}): Promise<
       workerThreads.Worker = RealWorker;
     }
   }
+  releasePoolThreads();
+  guardWasmHeap(options.heapReserveBytes ?? DEFAULT_HEAP_RESERVE_BYTES);
   const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
   const threads = wasm.getThreadsCount();
-  if (useThreads && threads < wanted) note = `asked for ${wanted} threads, the backend runs ${threads}`;
+  if (useThreads && threads < wanted) note ??= `asked for ${wanted} threads, the backend runs ${threads}`;
   return { threads, simd, ...(note ? { note } : {}) };
 }
 
-export interface WasmHeapInfo {
-  /** Current size of the wasm memory (it grows on demand and never shrinks). */
-  heapBytes: number;
-  /** The ceiling: 4 GiB minus one page for tfjs 4.22's builds. */
-  maxBytes: number;
-  /** True when the backend runs the threaded build (where heap exhaustion hangs, see above). */
-  threaded: boolean;
-}
-
-export function wasmHeapInfo(): WasmHeapInfo {
-  const backend = tf.findBackend('wasm') as (BackendWasm & { wasm: { HEAPU8: Uint8Array } }) | null;
-  if (!backend) throw new Error('the wasm backend is not initialised');
-  const buffer = backend.wasm.HEAPU8.buffer;
-  return {
-    heapBytes: buffer.byteLength,
-    maxBytes: 4294901760,
-    threaded: typeof SharedArrayBuffer !== 'undefined' && buffer instanceof SharedArrayBuffer,
-  };
+/**
+ * XNNPACK's pool threads run for the life of the backend, and Emscripten `ref()`s the worker of
+ * every running pthread, so Node would never exit on its own. They only ever wait for work the
+ * main thread hands them; unref'd, they no longer hold the process open.
+ */
+function releasePoolThreads(): void {
+  const backend = tf.findBackend('wasm') as unknown as { wasm?: { PThread?: { runningWorkers?: { unref?: () => void }[] } } };
+  for (const worker of backend.wasm?.PThread?.runningWorkers ?? []) worker.unref?.();
 }

@@ -74,6 +74,14 @@ export class Scratch {
     return this.run('DepthwiseConv2dNative', { x, filter }, { strides, dilations, pad: pads, dataFormat: 'NHWC' });
   }
 
+  /** Frees one tracked intermediate early (to lower the peak heap use of a long kernel). */
+  release(info: Info): void {
+    const i = this.owned.indexOf(info);
+    if (i < 0) throw new Error('wasm-kernels: releasing a tensor this scratch does not own');
+    this.owned.splice(i, 1);
+    this.backend.disposeData(info.dataId);
+  }
+
   /**
    * Frees everything tracked except `result`, which is handed to the caller. If `result` shares
    * memory with a tracked tensor (a reshape of it), the ref count keeps that memory alive.

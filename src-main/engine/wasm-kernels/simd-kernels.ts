@@ -1,0 +1,291 @@
+/**
+ * Hand-written WebAssembly SIMD loops for the memory-bound parts of backpropagation that no stock
+ * wasm kernel covers in one pass. They run on the tfjs wasm heap itself (the module imports the
+ * backend's memory), 4 floats per instruction, so a fused gradient costs one read of its inputs
+ * and one write of its output: e.g. ClipByValue's gradient (ReLU6) is five stock kernels
+ * (GreaterEqual, LessEqual, LogicalAnd, ZerosLike, Select: ~10 ns/element) but one pass here.
+ *
+ * Every loop works on whole 4-float vectors; callers handle sizes that are not multiples of 4
+ * (or fall back to stock kernels). Addresses and sizes are in bytes.
+ */
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { encodeModule, forLoop, type FunctionDef, op } from './wasm-asm.js';
+
+/** `for (local = 0; local < limit; local += stepLocal)`, step held in a local. */
+function forLoopBy(local: number, limit: number, stepLocal: number, body: number[][]): number[] {
+  return [
+    ...op.i32(0),
+    ...op.set(local),
+    ...op.block,
+    ...op.loop,
+    ...op.get(local),
+    ...op.get(limit),
+    ...op.i32GeU,
+    ...op.brIf(1),
+    ...body.flat(),
+    ...op.get(local),
+    ...op.get(stepLocal),
+    ...op.i32Add,
+    ...op.set(local),
+    ...op.br(0),
+    ...op.end,
+    ...op.end,
+  ];
+}
+
+const at = (base: number, offset: number) => [...op.get(base), ...op.get(offset), ...op.i32Add];
+
+/** out = (lo <= x <= hi) ? dy : 0, or with lo < x when `strictLow`. (x, dy, out, bytes, lo, hi) */
+function maskGrad(name: string, strictLow: boolean): FunctionDef {
+  const [x, dy, out, bytes, lo, hi, p, vlo, vhi, v] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  return {
+    name,
+    params: ['i32', 'i32', 'i32', 'i32', 'f32', 'f32'],
+    locals: ['i32', 'v128', 'v128', 'v128'],
+    body: [
+      [...op.get(lo), ...op.f32x4Splat, ...op.set(vlo), ...op.get(hi), ...op.f32x4Splat, ...op.set(vhi)],
+      forLoop(p, bytes, 16, [
+        at(out, p),
+        [...at(x, p), ...op.v128Load(), ...op.tee(v), ...op.get(vlo), ...(strictLow ? op.f32x4Gt : op.f32x4Ge)],
+        [...op.get(v), ...op.get(vhi), ...op.f32x4Le, ...op.v128And],
+        [...at(dy, p), ...op.v128Load(), ...op.v128And, ...op.v128Store()],
+      ]),
+    ],
+  };
+}
+
+/** out[r, c] = (x[r, c] - mean[c]) * k[c] + offset[c]: BatchNorm. (x, mean, k, offset, out, totalBytes, rowBytes) */
+function batchNormForward(): FunctionDef {
+  const [x, mean, k, offset, out, total, rowBytes, base, c] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  return {
+    name: 'bn_forward',
+    params: Array(7).fill('i32'),
+    locals: ['i32', 'i32'],
+    body: [
+      forLoopBy(base, total, rowBytes, [
+        forLoop(c, rowBytes, 16, [
+          [...at(out, base), ...op.get(c), ...op.i32Add],
+          [...at(x, base), ...op.get(c), ...op.i32Add, ...op.v128Load(), ...at(mean, c), ...op.v128Load(), ...op.f32x4Sub],
+          [...at(k, c), ...op.v128Load(), ...op.f32x4Mul, ...at(offset, c), ...op.v128Load(), ...op.f32x4Add],
+          op.v128Store(),
+        ]),
+      ]),
+    ],
+  };
+}
+
+/**
+ * Per channel: sumDy[c] += dy[r, c]; sumDxm[c] += dy[r, c] * (x[r, c] - mean[c]).
+ * (x, dy, mean, sumDy, sumDxm, totalBytes, rowBytes)
+ */
+function batchNormSums(): FunctionDef {
+  const [x, dy, mean, sumDy, sumDxm, total, rowBytes, base, c, d] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  return {
+    name: 'bn_sums',
+    params: ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'],
+    locals: ['i32', 'i32', 'v128'],
+    body: [
+      forLoopBy(base, total, rowBytes, [
+        forLoop(c, rowBytes, 16, [
+          [...at(dy, base), ...op.get(c), ...op.i32Add, ...op.v128Load(), ...op.set(d)],
+          [...at(sumDy, c), ...at(sumDy, c), ...op.v128Load(), ...op.get(d), ...op.f32x4Add, ...op.v128Store()],
+          [...at(sumDxm, c), ...at(sumDxm, c), ...op.v128Load()],
+          [...at(x, base), ...op.get(c), ...op.i32Add, ...op.v128Load(), ...at(mean, c), ...op.v128Load(), ...op.f32x4Sub],
+          [...op.get(d), ...op.f32x4Mul, ...op.f32x4Add, ...op.v128Store()],
+        ]),
+      ]),
+    ],
+  };
+}
+
+/**
+ * Depthwise filter gradient (channel multiplier 1) of one image:
+ * acc[a, b, c] += x[y, xx, c] * dy[oh, ow, c] with y = oh*sh + a*dh - pt, xx = ow*sw + b*dw - pl.
+ * (x, dy, acc, H, W, Ho, Wo, channelBytes, kh, kw, sh, sw, dh, dw, pt, pl)
+ */
+function depthwiseFilterGrad(): FunctionDef {
+  const [x, dy, acc, H, W, Ho, Wo, cb, kh, kw, sh, sw, dh, dw, pt, pl] = Array.from({ length: 16 }, (_, i) => i);
+  const [oh, ow, a, b, y, xx, dyPix, xRow, accPix, c, xPix] = Array.from({ length: 11 }, (_, i) => 16 + i);
+  return {
+    name: 'dw_filter_grad',
+    params: Array(16).fill('i32'),
+    locals: Array(11).fill('i32'),
+    body: [
+      forLoop(oh, Ho, 1, [
+        forLoop(ow, Wo, 1, [
+          // dyPix = dy + (oh * Wo + ow) * cb
+          [...op.get(dy), ...op.get(oh), ...op.get(Wo), ...op.i32Mul, ...op.get(ow), ...op.i32Add, ...op.get(cb), ...op.i32Mul, ...op.i32Add, ...op.set(dyPix)],
+          forLoop(a, kh, 1, [
+            [...op.get(oh), ...op.get(sh), ...op.i32Mul, ...op.get(a), ...op.get(dh), ...op.i32Mul, ...op.i32Add, ...op.get(pt), ...op.i32Sub, ...op.set(y)],
+            [...op.get(y), ...op.i32(0), ...op.i32GeS, ...op.get(y), ...op.get(H), ...op.i32LtS, ...op.i32And, ...op.if],
+            [...op.get(x), ...op.get(y), ...op.get(W), ...op.i32Mul, ...op.get(cb), ...op.i32Mul, ...op.i32Add, ...op.set(xRow)],
+            forLoop(b, kw, 1, [
+              [...op.get(ow), ...op.get(sw), ...op.i32Mul, ...op.get(b), ...op.get(dw), ...op.i32Mul, ...op.i32Add, ...op.get(pl), ...op.i32Sub, ...op.set(xx)],
+              [...op.get(xx), ...op.i32(0), ...op.i32GeS, ...op.get(xx), ...op.get(W), ...op.i32LtS, ...op.i32And, ...op.if],
+              [...op.get(xRow), ...op.get(xx), ...op.get(cb), ...op.i32Mul, ...op.i32Add, ...op.set(xPix)],
+              [...op.get(acc), ...op.get(a), ...op.get(kw), ...op.i32Mul, ...op.get(b), ...op.i32Add, ...op.get(cb), ...op.i32Mul, ...op.i32Add, ...op.set(accPix)],
+              forLoop(c, cb, 16, [
+                [...at(accPix, c), ...at(accPix, c), ...op.v128Load()],
+                [...at(xPix, c), ...op.v128Load(), ...at(dyPix, c), ...op.v128Load(), ...op.f32x4Mul],
+                [...op.f32x4Add, ...op.v128Store()],
+              ]),
+              op.end,
+            ]),
+            op.end,
+          ]),
+        ]),
+      ]),
+    ],
+  };
+}
+
+/**
+ * MaxPoolGrad of one image, dx pre-zeroed: each output's gradient goes to the first position of
+ * its window (row-major) holding the strictly largest value, as on the cpu backend. The running
+ * max and its position are kept per channel in vectors; the 4 positions are then scattered.
+ * (x, dy, dx, H, W, Ho, Wo, channelBytes, fh, fw, sh, sw, dh, dw, pt, pl)
+ */
+function maxPoolGrad(): FunctionDef {
+  const [x, dy, dx, H, W, Ho, Wo, cb, fh, fw, sh, sw, dh, dw, pt, pl] = Array.from({ length: 16 }, (_, i) => i);
+  const [oh, ow, c, a, b, y, xx, tap, dyPix, where] = Array.from({ length: 10 }, (_, i) => 16 + i);
+  const [best, pos, v, gt] = [26, 27, 28, 29];
+  const scatterLane = (lane: number) => [
+    [...op.get(pos), ...op.i32x4ExtractLane(lane), ...op.set(where)],
+    [...op.get(where), ...op.i32(0), ...op.i32GeS, ...op.if],
+    // dx[where + c + 4*lane] += dy[dyPix + c + 4*lane]
+    [...op.get(dx), ...op.get(where), ...op.i32Add, ...op.get(c), ...op.i32Add],
+    [...op.get(dx), ...op.get(where), ...op.i32Add, ...op.get(c), ...op.i32Add, ...op.f32Load(4 * lane)],
+    [...at(dyPix, c), ...op.f32Load(4 * lane), ...op.f32Add, ...op.f32Store(4 * lane)],
+    op.end,
+  ];
+  return {
+    name: 'max_pool_grad',
+    params: Array(16).fill('i32'),
+    locals: [...Array(10).fill('i32'), 'v128', 'v128', 'v128', 'v128'],
+    body: [
+      forLoop(oh, Ho, 1, [
+        forLoop(ow, Wo, 1, [
+          [...op.get(dy), ...op.get(oh), ...op.get(Wo), ...op.i32Mul, ...op.get(ow), ...op.i32Add, ...op.get(cb), ...op.i32Mul, ...op.i32Add, ...op.set(dyPix)],
+          forLoop(c, cb, 16, [
+            [...op.f32(Number.NEGATIVE_INFINITY), ...op.f32x4Splat, ...op.set(best), ...op.i32(-1), ...op.i32x4Splat, ...op.set(pos)],
+            forLoop(a, fh, 1, [
+              [...op.get(oh), ...op.get(sh), ...op.i32Mul, ...op.get(a), ...op.get(dh), ...op.i32Mul, ...op.i32Add, ...op.get(pt), ...op.i32Sub, ...op.set(y)],
+              [...op.get(y), ...op.i32(0), ...op.i32GeS, ...op.get(y), ...op.get(H), ...op.i32LtS, ...op.i32And, ...op.if],
+              forLoop(b, fw, 1, [
+                [...op.get(ow), ...op.get(sw), ...op.i32Mul, ...op.get(b), ...op.get(dw), ...op.i32Mul, ...op.i32Add, ...op.get(pl), ...op.i32Sub, ...op.set(xx)],
+                [...op.get(xx), ...op.i32(0), ...op.i32GeS, ...op.get(xx), ...op.get(W), ...op.i32LtS, ...op.i32And, ...op.if],
+                // tap = (y * W + xx) * cb, the pixel's byte offset in the image
+                [...op.get(y), ...op.get(W), ...op.i32Mul, ...op.get(xx), ...op.i32Add, ...op.get(cb), ...op.i32Mul, ...op.set(tap)],
+                [...op.get(x), ...op.get(tap), ...op.i32Add, ...op.get(c), ...op.i32Add, ...op.v128Load(), ...op.tee(v)],
+                [...op.get(best), ...op.f32x4Gt, ...op.set(gt)],
+                [...op.get(v), ...op.get(best), ...op.get(gt), ...op.v128Bitselect, ...op.set(best)],
+                [...op.get(tap), ...op.i32x4Splat, ...op.get(pos), ...op.get(gt), ...op.v128Bitselect, ...op.set(pos)],
+                op.end,
+              ]),
+              op.end,
+            ]),
+            ...[0, 1, 2, 3].flatMap(scatterLane),
+          ]),
+        ]),
+      ]),
+    ],
+  };
+}
+
+export interface SimdKernels {
+  /** out = (lo <= x <= hi) ? dy : 0 (lo < x with strictLow), over `bytes` (a multiple of 16). */
+  maskGrad(x: number, dy: number, out: number, bytes: number, lo: number, hi: number, strictLow: boolean): void;
+  batchNormSums(x: number, dy: number, mean: number, sumDy: number, sumDxm: number, totalBytes: number, rowBytes: number): void;
+  batchNormForward(x: number, mean: number, k: number, offset: number, out: number, totalBytes: number, rowBytes: number): void;
+  depthwiseFilterGrad(x: number, dy: number, acc: number, geometry: DepthwiseGeometry): void;
+  /** One image; the same geometry fields, kh/kw being the (effective) pool window. */
+  maxPoolGrad(x: number, dy: number, dx: number, geometry: DepthwiseGeometry): void;
+}
+
+export interface DepthwiseGeometry {
+  h: number;
+  w: number;
+  ho: number;
+  wo: number;
+  channelBytes: number;
+  kh: number;
+  kw: number;
+  sh: number;
+  sw: number;
+  dh: number;
+  dw: number;
+  pt: number;
+  pl: number;
+}
+
+const FUNCTIONS = (): FunctionDef[] => [
+  maskGrad('mask_grad_ge', false),
+  maskGrad('mask_grad_gt', true),
+  batchNormSums(),
+  batchNormForward(),
+  depthwiseFilterGrad(),
+  maxPoolGrad(),
+];
+
+type Exports = Record<string, (...args: number[]) => void>;
+
+// The project compiles without the DOM lib, where the WebAssembly namespace is declared; this is
+// the part of it used here.
+interface WasmMemory {
+  readonly buffer: ArrayBufferLike;
+}
+interface WasmApi {
+  Memory: abstract new (...args: never[]) => WasmMemory;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: unknown };
+  validate(bytes: Uint8Array): boolean;
+}
+const Wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+const instances = new WeakMap<WasmMemory, SimdKernels | null>();
+
+/** The backend's WebAssembly.Memory (where the Emscripten glue keeps it in each build). */
+function backendMemory(backend: BackendWasm): WasmMemory | undefined {
+  const m = backend.wasm as unknown as { asm?: { memory?: unknown }; wasmMemory?: unknown; HEAPU8: Uint8Array };
+  for (const candidate of [m.asm?.memory, m.wasmMemory]) {
+    if (candidate instanceof Wasm.Memory && candidate.buffer === m.HEAPU8.buffer) return candidate;
+  }
+  return undefined;
+}
+
+/**
+ * The SIMD kernels bound to this backend's heap, or null where they cannot run (no wasm SIMD,
+ * memory not reachable): callers then use their stock-kernel path.
+ */
+export function simdKernels(backend: BackendWasm): SimdKernels | null {
+  const memory = backendMemory(backend);
+  if (!memory) return null;
+  if (instances.has(memory)) return instances.get(memory)!;
+  let kernels: SimdKernels | null = null;
+  try {
+    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+    const bytes = encodeModule(FUNCTIONS(), { shared });
+    if (Wasm.validate(bytes)) {
+      const instance = new Wasm.Instance(new Wasm.Module(bytes), { env: { memory } });
+      const e = instance.exports as Exports;
+      kernels = {
+        maskGrad: (x, dy, out, bytes, lo, hi, strictLow) => (strictLow ? e.mask_grad_gt : e.mask_grad_ge)(x, dy, out, bytes, lo, hi),
+        batchNormSums: (x, dy, mean, s1, s2, total, row) => e.bn_sums(x, dy, mean, s1, s2, total, row),
+        batchNormForward: (x, mean, k, offset, out, total, row) => e.bn_forward(x, mean, k, offset, out, total, row),
+        depthwiseFilterGrad: (x, dy, acc, g) =>
+          e.dw_filter_grad(x, dy, acc, g.h, g.w, g.ho, g.wo, g.channelBytes, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl),
+        maxPoolGrad: (x, dy, dx, g) =>
+          e.max_pool_grad(x, dy, dx, g.h, g.w, g.ho, g.wo, g.channelBytes, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl),
+      };
+    }
+  } catch {
+    kernels = null; // e.g. a runtime without wasm SIMD
+  }
+  instances.set(memory, kernels);
+  return kernels;
+}
+
+/** Test hook: whether this module validates at all (encoder / opcode errors show here). */
+export function simdModuleBytes(shared = false): Uint8Array {
+  return encodeModule(FUNCTIONS(), { shared });
+}
