@@ -1,7 +1,7 @@
 /**
  * `npm run bench:models`: forward images/second of each architecture (body + fastai head, eval mode)
  * at 224 and 128, batch 16, on the active TF.js backend, next to PyTorch running the same model,
- * batch and size in the same run (test/bench/torch_forward.py) when /usr/bin/python3 has torch.
+ * batch and size in the same run (test/bench/torch_reference.py) when /usr/bin/python3 has torch.
  *
  * The two are measured alternately, model by model, so both see the same load on a shared machine.
  *

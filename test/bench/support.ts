@@ -1,6 +1,6 @@
 /**
  * Shared by the benchmarks that compare TF.js with PyTorch: the long-lived PyTorch reference process
- * (test/bench/torch_forward.py, forward or training-step jobs) and where pretrained model files are
+ * (test/bench/torch_reference.py, forward or training-step jobs) and where pretrained model files are
  * on this machine (MobileNets need theirs; nothing is downloaded).
  */
 import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
@@ -24,8 +24,8 @@ export function arg(name: string, fallback: string): string {
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
 }
 
-export /** Where a MobileNet's files are on this machine, without any download. */
-async function localWeights(arch: ArchId): Promise<WeightsChoice | undefined> {
+/** Where a MobileNet's files are on this machine, without any download. */
+export async function localWeights(arch: ArchId): Promise<WeightsChoice | undefined> {
   const entry = catalogueEntry(arch);
   if (entry.family === 'resnet') return 'random';
   const places = [process.env.FINETUNE_WEIGHTS_DIR, sharedPath('weights'), path.join(defaultCacheDir(), 'weights')].filter(Boolean) as string[];
@@ -37,8 +37,8 @@ async function localWeights(arch: ArchId): Promise<WeightsChoice | undefined> {
 }
 
 
-export /** The long-lived Python process answering one job per line (see torch_forward.py). */
-class TorchReference {
+/** The long-lived Python process answering one job per line (see torch_reference.py). */
+export class TorchReference {
   private constructor(
     private readonly child: ChildProcessByStdio<Writable, Readable, null>,
     private readonly lines: AsyncIterator<string>,
@@ -51,12 +51,12 @@ class TorchReference {
   }
 
   static async start(threads: number | null): Promise<TorchReference> {
-    const child = spawn(PYTHON, [path.join(HERE, 'torch_forward.py')], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(PYTHON, [path.join(HERE, 'torch_reference.py')], { stdio: ['pipe', 'pipe', 'inherit'] });
     const rl = createInterface({ input: child.stdout });
     const lines = rl[Symbol.asyncIterator]();
     child.stdin.write(`${JSON.stringify({ threads })}\n`);
     const first = await lines.next();
-    if (first.done) throw new Error('torch_forward.py exited before answering');
+    if (first.done) throw new Error('torch_reference.py exited before answering');
     const info = JSON.parse(first.value) as { torch: string; threads: number };
     return new TorchReference(child, lines, rl, `PyTorch ${info.torch} (${PYTHON}), ${info.threads} intra-op threads`);
   }
@@ -64,7 +64,7 @@ class TorchReference {
   async measure(arch: string, size: number, batch: number, iters: number, mode: TorchMode = 'forward'): Promise<{ ips?: number; error?: string }> {
     this.child.stdin.write(`${JSON.stringify({ arch, size, batch, iters, mode })}\n`);
     const line = await this.lines.next();
-    if (line.done) return { error: 'torch_forward.py exited' };
+    if (line.done) return { error: 'torch_reference.py exited' };
     const r = JSON.parse(line.value) as { images_per_second?: number; error?: string };
     return { ips: r.images_per_second, error: r.error };
   }

@@ -1,11 +1,11 @@
 #!/usr/bin/python3
 """PyTorch reference for test/bench/wasm-kernels.bench.ts: training-step and forward images/second.
 
-Protocol, one JSON object per line (as torch_forward.py): the first stdin line is {"threads": n or
+Protocol, one JSON object per line (as torch_reference.py): the first stdin line is {"threads": n or
 null}, answered with {"torch", "threads"}; every further line is a job
 {"arch", "size", "batch", "iters"}, answered with {"arch", "size", "batch", "train_ips",
 "forward_ips"} or {"arch", "size", "error"}.
-The models are torch_forward.py's (torchvision body + fastai head, 37 classes), so this bench and
+The models are torch_reference.py's (torchvision body + fastai head, 37 classes), so this bench and
 the forward bench compare the same networks. A training step is what the app does per batch:
 train mode (batch statistics, dropout), cross-entropy, backward, Adam step. Forward is eval mode
 under no_grad. Each figure is the median of `iters` runs after one warm-up.
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_forward import build  # noqa: E402  (same models as the forward bench)
+from torch_reference import build  # noqa: E402  (same models as the forward bench)
 
 
 def median_time(fn, iters):

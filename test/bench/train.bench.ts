@@ -3,7 +3,7 @@
  * architecture (body + fastai head) at 224 and 128, batch 16, unfrozen and frozen (head and
  * BatchNorm layers only, fastai's first fine_tune phase), on the active TF.js backend, through the
  * app's own Learner — next to PyTorch doing the same step on the same model, batch and size in the
- * same run (test/bench/torch_forward.py, mode train / train_frozen), measured alternately so both
+ * same run (test/bench/torch_reference.py, mode train / train_frozen), measured alternately so both
  * see the same load.
  *
  * Options: --arch resnet18,mobilenet_v2_0.35  --sizes 224,128  --batch 16  --iters 3
