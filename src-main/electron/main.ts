@@ -18,7 +18,8 @@ import { DATA_ENV, PRODUCT_NAME, runsDirIn } from '../api/host-paths.js';
 import { defaultCacheDir } from '../engine/paths.js';
 import type { FromWorker } from '../worker/protocol.js';
 import { WorkerClient, type WorkerLauncher } from '../worker/worker-client.js';
-import { APP_SCHEME, APP_URL, appUrlToFile, isAllowedNavigation, isSafeExternalUrl, MIME_TYPES } from './security.js';
+import { RENDERER_MIME_TYPES } from '../api/mime-types.js';
+import { APP_SCHEME, APP_URL, appUrlToFile, isAllowedNavigation, isSafeExternalUrl } from './security.js';
 import { fitToDisplays, loadWindowState, MIN_SIZE, saveWindowState, type WindowState } from './window-state.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -127,7 +128,7 @@ async function main(): Promise<void> {
     const res = await net.fetch(pathToFileURL(file).href);
     return new Response(res.body, {
       status: 200,
-      headers: { 'Content-Type': MIME_TYPES[path.extname(file)] ?? 'application/octet-stream', 'Content-Security-Policy': CONTENT_SECURITY_POLICY, 'X-Content-Type-Options': 'nosniff' },
+      headers: { 'Content-Type': RENDERER_MIME_TYPES[path.extname(file)] ?? 'application/octet-stream', 'Content-Security-Policy': CONTENT_SECURITY_POLICY, 'X-Content-Type-Options': 'nosniff' },
     });
   });
 

@@ -53,13 +53,3 @@ export function appUrlToFile(url: string, rendererDir: string): string | undefin
   return file.startsWith(root + path.sep) ? file : undefined;
 }
 
-export const MIME_TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.ico': 'image/x-icon',
-  '.json': 'application/json',
-  '.woff2': 'font/woff2',
-};

@@ -21,6 +21,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { CONTENT_SECURITY_POLICY, LIMITS, type AppEvent, type WsServerFrame } from '../api/contract.js';
+import { RENDERER_MIME_TYPES } from '../api/mime-types.js';
 
 export interface ApiHandler {
   handle(channel: unknown, payload: unknown): Promise<unknown>;
@@ -47,16 +48,6 @@ export interface WebHost {
   close(): Promise<void>;
 }
 
-const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.ico': 'image/x-icon',
-  '.json': 'application/json',
-  '.woff2': 'font/woff2',
-};
 
 const BASE_HEADERS = {
   'Content-Security-Policy': CONTENT_SECURITY_POLICY,
@@ -134,7 +125,7 @@ export async function startWebHost(options: WebHostOptions): Promise<WebHost> {
     if (!stat?.isFile()) return send(res, 404, 'Not found');
     res.writeHead(200, {
       ...BASE_HEADERS,
-      'Content-Type': TYPES[path.extname(file)] ?? 'application/octet-stream',
+      'Content-Type': RENDERER_MIME_TYPES[path.extname(file)] ?? 'application/octet-stream',
       'Content-Length': stat.size,
       // Vite names assets by content hash; index.html must always be fresh.
       'Cache-Control': file.endsWith('index.html') ? 'no-store' : 'private, max-age=31536000, immutable',
