@@ -37,9 +37,13 @@ export async function localWeights(arch: ArchId): Promise<WeightsChoice | undefi
 }
 
 
-/** The long-lived Python process answering one job per line (see torch_reference.py). */
+/**
+ * A long-lived Python reference process answering one JSON job per line (torch_reference.py, or
+ * torch_wasm_kernels.py, which speaks the same protocol).
+ */
 export class TorchReference {
   private constructor(
+    private readonly script: string,
     private readonly child: ChildProcessByStdio<Writable, Readable, null>,
     private readonly lines: AsyncIterator<string>,
     private readonly rl: Interface,
@@ -50,22 +54,27 @@ export class TorchReference {
     return spawnSync(PYTHON, ['-c', 'import torch, torchvision'], { encoding: 'utf8' }).status === 0;
   }
 
-  static async start(threads: number | null): Promise<TorchReference> {
-    const child = spawn(PYTHON, [path.join(HERE, 'torch_reference.py')], { stdio: ['pipe', 'pipe', 'inherit'] });
+  static async start(threads: number | null, script = 'torch_reference.py'): Promise<TorchReference> {
+    const child = spawn(PYTHON, [path.join(HERE, script)], { stdio: ['pipe', 'pipe', 'inherit'] });
     const rl = createInterface({ input: child.stdout });
     const lines = rl[Symbol.asyncIterator]();
     child.stdin.write(`${JSON.stringify({ threads })}\n`);
     const first = await lines.next();
-    if (first.done) throw new Error('torch_reference.py exited before answering');
+    if (first.done) throw new Error(`${script} exited before answering`);
     const info = JSON.parse(first.value) as { torch: string; threads: number };
-    return new TorchReference(child, lines, rl, `PyTorch ${info.torch} (${PYTHON}), ${info.threads} intra-op threads`);
+    return new TorchReference(script, child, lines, rl, `PyTorch ${info.torch} (${PYTHON}), ${info.threads} intra-op threads`);
+  }
+
+  /** Sends one job and returns the script's answer (or an `error` if the process is gone). */
+  async request<T extends { error?: string }>(job: object): Promise<T> {
+    this.child.stdin.write(`${JSON.stringify(job)}\n`);
+    const line = await this.lines.next();
+    if (line.done) return { error: `${this.script} exited` } as T;
+    return JSON.parse(line.value) as T;
   }
 
   async measure(arch: string, size: number, batch: number, iters: number, mode: TorchMode = 'forward'): Promise<{ ips?: number; error?: string }> {
-    this.child.stdin.write(`${JSON.stringify({ arch, size, batch, iters, mode })}\n`);
-    const line = await this.lines.next();
-    if (line.done) return { error: 'torch_reference.py exited' };
-    const r = JSON.parse(line.value) as { images_per_second?: number; error?: string };
+    const r = await this.request<{ images_per_second?: number; error?: string }>({ arch, size, batch, iters, mode });
     return { ips: r.images_per_second, error: r.error };
   }
 

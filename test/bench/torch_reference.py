@@ -111,7 +111,8 @@ def run(job):
     return {"arch": job["arch"], "size": job["size"], "batch": job["batch"], "seconds_per_batch": s, "images_per_second": job["batch"] / s}
 
 
-def main():
+def serve(run):
+    """The line protocol shared by the PyTorch reference scripts: config line, then one job per line."""
     config = json.loads(sys.stdin.readline())
     if config.get("threads"):
         torch.set_num_threads(int(config["threads"]))
@@ -127,4 +128,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    serve(run)

@@ -11,7 +11,6 @@ train mode (batch statistics, dropout), cross-entropy, backward, Adam step. Forw
 under no_grad. Each figure is the median of `iters` runs after one warm-up.
 A reference only: the app never runs Python.
 """
-import json
 import os
 import statistics
 import sys
@@ -21,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_reference import build  # noqa: E402  (same models as the forward bench)
+from torch_reference import build, serve  # noqa: E402  (same models and protocol as the other benches)
 
 
 def median_time(fn, iters):
@@ -56,20 +55,5 @@ def run(job):
     return {"arch": job["arch"], "size": size, "batch": batch, "train_ips": batch / train, "forward_ips": batch / forward}
 
 
-def main():
-    config = json.loads(sys.stdin.readline())
-    if config.get("threads"):
-        torch.set_num_threads(int(config["threads"]))
-    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        job = json.loads(line)
-        try:
-            print(json.dumps(run(job)), flush=True)
-        except Exception as e:  # report and go on with the other models
-            print(json.dumps({"arch": job["arch"], "size": job["size"], "error": str(e)}), flush=True)
-
-
 if __name__ == "__main__":
-    main()
+    serve(run)

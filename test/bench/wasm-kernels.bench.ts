@@ -23,11 +23,8 @@
  *          --no-torch  --max-batch-model resnet18 --max-batch-size 224
  * The machine may be shared: read medians of several rounds, not single runs.
  */
-import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import os from 'node:os';
-import path from 'node:path';
-import { createInterface, type Interface } from 'node:readline';
-import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
@@ -40,9 +37,8 @@ import {
 import { stockKernel } from '../../src-main/engine/wasm-kernels/wasm-ops.js';
 import { createModel } from '../../src-main/engine/models/create-model.js';
 import { createFastaiHead } from '../../src-main/engine/models/fastai-head.js';
+import { TorchReference } from './support.js';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const PYTHON = '/usr/bin/python3';
 const CLASSES = 37;
 
 function arg(name: string, fallback: string): string {
@@ -315,44 +311,6 @@ function kernelBench(): void {
 // ---------------------------------------------------------------------------------------------
 // Training steps against PyTorch
 
-/** The long-lived Python process answering one job per line (see torch_wasm_kernels.py). */
-class TorchReference {
-  private constructor(
-    private readonly child: ChildProcessByStdio<Writable, Readable, null>,
-    private readonly lines: AsyncIterator<string>,
-    private readonly rl: Interface,
-    readonly banner: string,
-  ) {}
-
-  static available(): boolean {
-    return spawnSync(PYTHON, ['-c', 'import torch, torchvision'], { encoding: 'utf8' }).status === 0;
-  }
-
-  static async start(threads: number): Promise<TorchReference> {
-    const child = spawn(PYTHON, [path.join(HERE, 'torch_wasm_kernels.py')], { stdio: ['pipe', 'pipe', 'inherit'] });
-    const rl = createInterface({ input: child.stdout });
-    const lines = rl[Symbol.asyncIterator]();
-    child.stdin.write(`${JSON.stringify({ threads })}\n`);
-    const first = await lines.next();
-    if (first.done) throw new Error('torch_wasm_kernels.py exited before answering');
-    const info = JSON.parse(first.value) as { torch: string; threads: number };
-    return new TorchReference(child, lines, rl, `PyTorch ${info.torch}, ${info.threads} intra-op thread(s)`);
-  }
-
-  async measure(arch: string, size: number, batch: number): Promise<{ train?: number; forward?: number; error?: string }> {
-    this.child.stdin.write(`${JSON.stringify({ arch, size, batch, iters: ITERS })}\n`);
-    const line = await this.lines.next();
-    if (line.done) return { error: 'torch_wasm_kernels.py exited' };
-    const r = JSON.parse(line.value) as { train_ips?: number; forward_ips?: number; error?: string };
-    return { train: r.train_ips, forward: r.forward_ips, error: r.error };
-  }
-
-  close(): void {
-    this.child.stdin.end();
-    this.rl.close();
-  }
-}
-
 /** Median images/s of `ITERS` training steps and forward passes after one warm-up each. */
 async function measureWasm(arch: string, size: number, batch: number): Promise<{ train: number; forward: number }> {
   const net = await buildNetwork(arch, size);
@@ -405,7 +363,7 @@ interface TrainRow {
 }
 
 async function trainBench(): Promise<void> {
-  const torch = !flag('no-torch') && TorchReference.available() ? await TorchReference.start(THREADS) : undefined;
+  const torch = !flag('no-torch') && TorchReference.available() ? await TorchReference.start(THREADS, 'torch_wasm_kernels.py') : undefined;
   console.log(`\nTraining step, batch ${BATCH}, median of ${ITERS} after a warm-up, ${ROUNDS} round(s); ${torch?.banner ?? 'no PyTorch'}`);
   const rows: TrainRow[] = [];
   try {
@@ -436,9 +394,9 @@ async function trainBench(): Promise<void> {
             }
           }
           if (torch) {
-            const t = await torch.measure(arch, size, row.batch);
-            if (t.train !== undefined) row.torchTrain.push(t.train);
-            if (t.forward !== undefined) row.torchForward.push(t.forward);
+            const t = await torch.request<{ train_ips?: number; forward_ips?: number; error?: string }>({ arch, size, batch: row.batch, iters: ITERS });
+            if (t.train_ips !== undefined) row.torchTrain.push(t.train_ips);
+            if (t.forward_ips !== undefined) row.torchForward.push(t.forward_ips);
             if (t.error) row.note = `PyTorch failed: ${t.error}`;
           }
           const last = (v: number[]) => (v.length ? v[v.length - 1].toFixed(2) : '-');

@@ -11,28 +11,6 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { encodeModule, forLoop, type FunctionDef, op } from './wasm-asm.js';
 
-/** `for (local = 0; local < limit; local += stepLocal)`, step held in a local. */
-function forLoopBy(local: number, limit: number, stepLocal: number, body: number[][]): number[] {
-  return [
-    ...op.i32(0),
-    ...op.set(local),
-    ...op.block,
-    ...op.loop,
-    ...op.get(local),
-    ...op.get(limit),
-    ...op.i32GeU,
-    ...op.brIf(1),
-    ...body.flat(),
-    ...op.get(local),
-    ...op.get(stepLocal),
-    ...op.i32Add,
-    ...op.set(local),
-    ...op.br(0),
-    ...op.end,
-    ...op.end,
-  ];
-}
-
 const at = (base: number, offset: number) => [...op.get(base), ...op.get(offset), ...op.i32Add];
 
 /** out = (lo <= x <= hi) ? dy : 0, or with lo < x when `strictLow`. (x, dy, out, bytes, lo, hi) */
@@ -62,7 +40,7 @@ function batchNormForward(): FunctionDef {
     params: Array(7).fill('i32'),
     locals: ['i32', 'i32'],
     body: [
-      forLoopBy(base, total, rowBytes, [
+      forLoop(base, total, { local: rowBytes }, [
         forLoop(c, rowBytes, 16, [
           [...at(out, base), ...op.get(c), ...op.i32Add],
           [...at(x, base), ...op.get(c), ...op.i32Add, ...op.v128Load(), ...at(mean, c), ...op.v128Load(), ...op.f32x4Sub],
@@ -85,7 +63,7 @@ function batchNormSums(): FunctionDef {
     params: ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'],
     locals: ['i32', 'i32', 'v128'],
     body: [
-      forLoopBy(base, total, rowBytes, [
+      forLoop(base, total, { local: rowBytes }, [
         forLoop(c, rowBytes, 16, [
           [...at(dy, base), ...op.get(c), ...op.i32Add, ...op.v128Load(), ...op.set(d)],
           [...at(sumDy, c), ...at(sumDy, c), ...op.v128Load(), ...op.get(d), ...op.f32x4Add, ...op.v128Store()],

@@ -90,9 +90,10 @@ export const op = {
 
 /**
  * `for (local = 0; local < limit; local += step) body` with i32 locals, compared unsigned (byte
- * offsets into a heap of up to 4 GiB do not fit a signed i32).
+ * offsets into a heap of up to 4 GiB do not fit a signed i32). `step` is a constant, or
+ * `{ local }` for a step held in a local.
  */
-export function forLoop(local: number, limit: number, step: number, body: number[][]): number[] {
+export function forLoop(local: number, limit: number, step: number | { local: number }, body: number[][]): number[] {
   return [
     ...op.i32(0),
     ...op.set(local),
@@ -104,7 +105,7 @@ export function forLoop(local: number, limit: number, step: number, body: number
     ...op.brIf(1),
     ...body.flat(),
     ...op.get(local),
-    ...op.i32(step),
+    ...(typeof step === 'number' ? op.i32(step) : op.get(step.local)),
     ...op.i32Add,
     ...op.set(local),
     ...op.br(0),
