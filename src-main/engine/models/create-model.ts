@@ -20,6 +20,7 @@ import { loadLayersModelFromDisk } from './layers-model-files.js';
 import { cutAtLayer, mobilenetBodyGroup } from './mobilenet.js';
 import { buildResNet, RESNET_CONFIGS, resnetBody, resnetBodyGroup, type ResNetArch } from './resnet.js';
 import { readSafetensors } from './safetensors.js';
+import { useLazyConvGradients } from './lazy-conv-gradients.js';
 import { leafLayers, loadStateDict } from './torch-state-dict.js';
 import { resolveLocalWeights, resolveWeights, type ResolvedWeights, type WeightStoreOptions } from './weight-store.js';
 
@@ -155,6 +156,8 @@ export async function createModel(o: CreateModelOptions): Promise<FinetuneModel>
     body.dispose();
     throw new Error(`${entry.arch} body outputs ${numFeatures} channels, the catalogue expects ${entry.numFeatures}: the weights file is a different model`);
   }
+  // Frozen layers get no filter gradients and the first layer no input gradient while training.
+  useLazyConvGradients(leafLayers(body));
   const head = createFastaiHead({ ...o.head, numFeatures, numClasses: o.numClasses });
   const side = entry.family === 'resnet' ? null : inputSize;
   const input = tf.input({ shape: [side, side, 3], name: 'image' });
