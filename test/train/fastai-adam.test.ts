@@ -9,30 +9,36 @@ import { sharedPath, sharedSkipReason } from '../helpers/shared.js';
 const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => Math.max(...Array.from(a, (v, i) => Math.abs(v - b[i])));
 
 describe("fastai's Adam", () => {
-  before(() => selectBackend());
+  before(() => selectBackend({ force: 'wasm' }));
 
-  test('three steps with scheduled beta1 and decoupled weight decay match fastai to 1e-6', { skip: sharedSkipReason('fixtures', 'fastai_adam.json') }, async () => {
-    const f = JSON.parse(readFileSync(sharedPath('fixtures', 'fastai_adam.json'), 'utf8'));
-    const w = tf.variable(tf.tensor(f.params_init[0]), true, 'adam_w');
-    const b = tf.variable(tf.tensor(f.params_init[1]), true, 'adam_b');
-    const opt = new FastaiAdam(
-      [
-        { variable: w, group: 0, weightDecay: f.do_wd[0] },
-        { variable: b, group: 0, weightDecay: f.do_wd[1] },
-      ],
-      { sqrMom: f.hyper.sqr_mom, eps: f.hyper.eps, wd: f.hyper.wd },
-    );
-    for (let step = 0; step < 3; step++) {
-      const grads = { adam_w: tf.tensor(f.grads[step][0]), adam_b: tf.tensor(f.grads[step][1]) };
-      opt.step(grads, [f.hyper.lrs[step]], f.hyper.moms[step]);
-      tf.dispose(Object.values(grads));
-      const [ew, eb] = f.params_after_each_step[step];
-      assert.ok(maxAbsDiff(await w.data(), ew.flat()) <= 1e-6, `step ${step} w: ${maxAbsDiff(await w.data(), ew.flat())}`);
-      assert.ok(maxAbsDiff(await b.data(), eb) <= 1e-6, `step ${step} b: ${maxAbsDiff(await b.data(), eb)}`);
-    }
-    opt.dispose();
-    tf.dispose([w, b]);
-  });
+  // On wasm the update is one fused kernel per parameter (wasm-kernels/adam-step.ts); on cpu, tf ops.
+  for (const backend of ['wasm', 'cpu'] as const) {
+    test(`three steps with scheduled beta1 and decoupled weight decay match fastai to 1e-6 (${backend})`, { skip: sharedSkipReason('fixtures', 'fastai_adam.json') }, async () => {
+      const chosen = tf.getBackend();
+      assert.ok(await tf.setBackend(backend), `the ${backend} backend is not available`);
+      const f = JSON.parse(readFileSync(sharedPath('fixtures', 'fastai_adam.json'), 'utf8'));
+      const w = tf.variable(tf.tensor(f.params_init[0]), true, 'adam_w');
+      const b = tf.variable(tf.tensor(f.params_init[1]), true, 'adam_b');
+      const opt = new FastaiAdam(
+        [
+          { variable: w, group: 0, weightDecay: f.do_wd[0] },
+          { variable: b, group: 0, weightDecay: f.do_wd[1] },
+        ],
+        { sqrMom: f.hyper.sqr_mom, eps: f.hyper.eps, wd: f.hyper.wd },
+      );
+      for (let step = 0; step < 3; step++) {
+        const grads = { adam_w: tf.tensor(f.grads[step][0]), adam_b: tf.tensor(f.grads[step][1]) };
+        opt.step(grads, [f.hyper.lrs[step]], f.hyper.moms[step]);
+        tf.dispose(Object.values(grads));
+        const [ew, eb] = f.params_after_each_step[step];
+        assert.ok(maxAbsDiff(await w.data(), ew.flat()) <= 1e-6, `step ${step} w: ${maxAbsDiff(await w.data(), ew.flat())}`);
+        assert.ok(maxAbsDiff(await b.data(), eb) <= 1e-6, `step ${step} b: ${maxAbsDiff(await b.data(), eb)}`);
+      }
+      opt.dispose();
+      tf.dispose([w, b]);
+      await tf.setBackend(chosen);
+    });
+  }
 
   test('per-group learning rates; frozen parameters (no gradient) do not move; no tensor leaks', async () => {
     const a = tf.variable(tf.ones([2]), true, 'grp_a');

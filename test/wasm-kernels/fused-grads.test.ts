@@ -1,5 +1,5 @@
 /**
- * The fused wasm gradients of ClipByValue, Relu, Relu6, FusedBatchNorm, Mean and Sum against the
+ * The fused wasm gradients of ClipByValue, Relu, Relu6, FusedBatchNorm, Max, Mean and Sum against the
  * `cpu` backend (which keeps tfjs' original gradients), including boundary values (x exactly at a
  * clip bound), sizes that are not a multiple of the SIMD width, and channel counts that take the
  * scalar path.
@@ -95,4 +95,18 @@ test('Mean and Sum gradients match cpu for every axis choice', () => {
   }
   // An int32 input: the gradient is still float32, as in tfjs.
   assertMatchesCpu('sum int32', () => tf.grad((t: tf.Tensor) => tf.sum(t.cast('int32')).cast('float32'))(tf.tensor(x, shape)));
+});
+
+test('Max gradient matches cpu for every axis choice, ties included', () => {
+  const shape = [3, 4, 5, 8];
+  // Values on a coarse grid so that several elements share the maximum (each gets dy, as in tfjs).
+  const r = rng(12);
+  const x = Float32Array.from({ length: sizeOf(shape) }, () => Math.floor(r() * 6));
+  for (const axis of [undefined, 0, [1, 2], [1, 3], -1, [2]] as (number | number[] | undefined)[]) {
+    for (const keepDims of [false, true]) {
+      const outShape = tf.tidy(() => tf.max(tf.zeros(shape), axis, keepDims).shape);
+      const w = randomArray(Math.max(1, sizeOf(outShape)), rng(13));
+      assertMatchesCpu(`max ${axis} ${keepDims}`, () => tf.grad((t: tf.Tensor) => tf.max(t, axis, keepDims).mul(tf.tensor(w, outShape)).sum())(tf.tensor(x, shape)), 0);
+    }
+  }
 });

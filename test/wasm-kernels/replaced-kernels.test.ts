@@ -1,6 +1,6 @@
 /**
  * The stock wasm kernels we replace for speed or memory (Tile, Sum, Mean, MaxPoolGrad, Slice,
- * Identity, Cast) must keep their exact semantics: checked against `cpu`, including the cases
+ * Identity, Cast, BatchMatMul) must keep their exact semantics: checked against `cpu`, including the cases
  * that fall back to the stock kernel and the ones that share memory instead of copying.
  */
 import assert from 'node:assert/strict';
@@ -158,4 +158,27 @@ test('a variable keeps its value when the tensor it was assigned from is dispose
   assert.deepEqual(Array.from(alias.dataSync()), [4, 5, 6]);
   alias.dispose();
   v.dispose();
+});
+
+test('BatchMatMul matches cpu with every transpose flag, batched (stock) and not', () => {
+  const cases: [number[], number[], boolean, boolean][] = [
+    [[7, 5], [5, 3], false, false],
+    [[5, 7], [5, 3], true, false], // dW = xT dy of a Dense layer
+    [[7, 5], [3, 5], false, true], // dx = dy WT
+    [[5, 7], [3, 5], true, true],
+    [[1, 6, 4], [1, 6, 2], true, false],
+    [[2, 4, 6], [2, 5, 6], false, true], // batched: the stock loop
+  ];
+  cases.forEach(([sa, sb, ta, tb], i) => {
+    const a = data(sa, 100 + i);
+    const b = data(sb, 200 + i);
+    assertMatchesCpu(`matMul ${sa} ${ta} x ${sb} ${tb}`, () => tf.matMul(tf.tensor(a, sa), tf.tensor(b, sb), ta, tb), 1e-5);
+  });
+  // A dense layer's gradients, the case the replacement exists for.
+  assertMatchesCpu('dense gradients', () => {
+    const x = tf.tensor(data([6, 10], 300), [6, 10]);
+    const w = tf.tensor(data([10, 4], 301), [10, 4]);
+    const [dx, dw] = tf.grads((xx: tf.Tensor, ww: tf.Tensor) => tf.matMul(xx, ww).square().sum())([x, w]);
+    return tf.concat([dx.flatten(), dw.flatten()]);
+  }, 1e-5);
 });

@@ -8,6 +8,7 @@
  * a step (frozen ones) are left alone and their step count does not advance, as in fastai.
  */
 import * as tf from '@tensorflow/tfjs';
+import { ADAM_STEP, type AdamStepAttrs } from '../wasm-kernels/adam-step.js';
 
 export interface OptimizedParam {
   variable: tf.Variable;
@@ -23,9 +24,12 @@ export interface FastaiAdamOptions {
   wd?: number;
 }
 
-interface ParamState {
+interface Moments {
   avg: tf.Tensor;
   sqr: tf.Tensor;
+}
+
+interface ParamState extends Moments {
   step: number;
 }
 
@@ -61,20 +65,39 @@ export class FastaiAdam {
       if (lr === undefined) throw new Error(`No learning rate for parameter group ${param.group} (got ${lrs.length} rates).`);
       const prev = this.state.get(name);
       const step = (prev?.step ?? 0) + 1;
-      const next = tf.tidy(() => {
-        const p = param.weightDecay && this.wd !== 0 ? param.variable.mul(1 - lr * this.wd) : param.variable;
-        const avg = prev ? prev.avg.mul(mom).add(grad.mul(1 - mom)) : grad.mul(1 - mom);
-        const sqr = prev ? prev.sqr.mul(this.sqrMom).add(grad.square().mul(1 - this.sqrMom)) : grad.square().mul(1 - this.sqrMom);
-        const debias1 = 1 - mom ** step;
-        const debias2 = 1 - this.sqrMom ** step;
-        const update = avg.div(sqr.div(debias2).sqrt().add(this.eps)).mul(lr / debias1);
-        param.variable.assign(p.sub(update));
-        return { avg, sqr };
-      });
+      const decay = param.weightDecay && this.wd !== 0 ? 1 - lr * this.wd : 1;
+      const update = this.fused ? this.updateWithKernel : this.updateWithOps;
+      const next = update.call(this, param.variable, grad, prev, { decay, mom, sqrMom: this.sqrMom, eps: this.eps, debias2: 1 - this.sqrMom ** step, stepSize: lr / (1 - mom ** step) });
       prev?.avg.dispose();
       prev?.sqr.dispose();
       this.state.set(name, { ...next, step });
     }
+  }
+
+  /** The whole update as one wasm kernel per parameter (see wasm-kernels/adam-step.ts). */
+  private get fused(): boolean {
+    return tf.getBackend() === 'wasm' && tf.getKernel(ADAM_STEP, 'wasm') !== undefined;
+  }
+
+  private updateWithOps(variable: tf.Variable, grad: tf.Tensor, prev: ParamState | undefined, a: AdamStepAttrs): Moments {
+    return tf.tidy(() => {
+      const p = a.decay !== 1 ? variable.mul(a.decay) : variable;
+      const avg = prev ? prev.avg.mul(a.mom).add(grad.mul(1 - a.mom)) : grad.mul(1 - a.mom);
+      const sqr = prev ? prev.sqr.mul(a.sqrMom).add(grad.square().mul(1 - a.sqrMom)) : grad.square().mul(1 - a.sqrMom);
+      const update = avg.div(sqr.div(a.debias2).sqrt().add(a.eps)).mul(a.stepSize);
+      variable.assign(p.sub(update));
+      return { avg, sqr };
+    });
+  }
+
+  private updateWithKernel(variable: tf.Variable, grad: tf.Tensor, prev: ParamState | undefined, a: AdamStepAttrs): Moments {
+    const zeros = prev ? undefined : tf.zerosLike(grad);
+    const inputs = { param: variable, grad, avg: prev?.avg ?? zeros!, sqr: prev?.sqr ?? zeros! };
+    const [p, avg, sqr] = tf.engine().runKernel(ADAM_STEP, inputs, a as unknown as tf.NamedAttrMap) as tf.Tensor[];
+    zeros?.dispose();
+    variable.assign(p);
+    p.dispose();
+    return { avg, sqr };
   }
 
   /** Forgets all moments (fastai creates a new optimizer state when unfreezing). */

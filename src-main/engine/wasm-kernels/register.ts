@@ -6,6 +6,8 @@ import { conv2dBackpropFilterConfig } from './conv2d-backprop-filter.js';
 import { conv2dBackpropInputConfig } from './conv2d-backprop-input.js';
 import { depthwiseBackpropFilterConfig } from './depthwise-backprop-filter.js';
 import { depthwiseBackpropInputConfig } from './depthwise-backprop-input.js';
+import { adamStepConfig } from './adam-step.js';
+import { batchMatMulConfig } from './batch-mat-mul.js';
 import { batchNormConfig } from './batch-norm.js';
 import { fusedGradKernels, installWasmGradients } from './fused-grads.js';
 import { castConfig, identityConfig } from './identity.js';
@@ -29,6 +31,8 @@ export const WASM_TRAINING_KERNELS: readonly tf.KernelConfig[] = [
   identityConfig,
   castConfig,
   batchNormConfig,
+  batchMatMulConfig,
+  adamStepConfig,
   ...fusedGradKernels,
 ];
 
