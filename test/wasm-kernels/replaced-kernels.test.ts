@@ -165,6 +165,8 @@ test('BatchMatMul matches cpu with every transpose flag, batched (stock) and not
     [[7, 5], [5, 3], false, false],
     [[5, 7], [5, 3], true, false], // dW = xT dy of a Dense layer
     [[7, 5], [3, 5], false, true], // dx = dy WT
+    [[4, 6], [40, 6], false, true], // ... with a large W: computed as (W dyT)T
+    [[1, 4, 6], [1, 40, 6], false, true],
     [[5, 7], [3, 5], true, true],
     [[1, 6, 4], [1, 6, 2], true, false],
     [[2, 4, 6], [2, 5, 6], false, true], // batched: the stock loop

@@ -21,6 +21,7 @@ import { cutAtLayer, mobilenetBodyGroup } from './mobilenet.js';
 import { buildResNet, RESNET_CONFIGS, resnetBody, resnetBodyGroup, type ResNetArch } from './resnet.js';
 import { readSafetensors } from './safetensors.js';
 import { useLazyConvGradients } from './lazy-conv-gradients.js';
+import { useFastBatchNormTraining } from './training-batch-norm.js';
 import { leafLayers, loadStateDict } from './torch-state-dict.js';
 import { resolveLocalWeights, resolveWeights, type ResolvedWeights, type WeightStoreOptions } from './weight-store.js';
 
@@ -156,9 +157,10 @@ export async function createModel(o: CreateModelOptions): Promise<FinetuneModel>
     body.dispose();
     throw new Error(`${entry.arch} body outputs ${numFeatures} channels, the catalogue expects ${entry.numFeatures}: the weights file is a different model`);
   }
-  // Frozen layers get no filter gradients and the first layer no input gradient while training.
-  useLazyConvGradients(leafLayers(body));
   const head = createFastaiHead({ ...o.head, numFeatures, numClasses: o.numClasses });
+  // Training-time forms of two layer types (same maths, cheaper gradients; see each module).
+  useLazyConvGradients(leafLayers(body));
+  useFastBatchNormTraining([...leafLayers(body), ...leafLayers(head)]);
   const side = entry.family === 'resnet' ? null : inputSize;
   const input = tf.input({ shape: [side, side, 3], name: 'image' });
   const logits = head.apply(body.apply(input)) as tf.SymbolicTensor;

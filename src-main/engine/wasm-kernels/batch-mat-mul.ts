@@ -26,9 +26,15 @@ export function batchMatMul(args: { inputs: { a: Info; b: Info }; backend: Backe
   const eligible = batchOf(a) === 1 && batchOf(b) === 1 && a.dtype === 'float32' && b.dtype === 'float32';
   if (onXnnpackAlready || !eligible) return runStock(tf.BatchMatMul, backend, inputs, attrs);
   return withScratch(backend, (s) => {
-    const a2 = attrs.transposeA ? s.transpose(a, lastTwoSwapped(a.shape.length)) : a;
-    const b2 = attrs.transposeB ? s.transpose(b, lastTwoSwapped(b.shape.length)) : b;
-    return runStock(tf.BatchMatMul, backend, { a: a2, b: b2 }, { transposeA: false, transposeB: false });
+    const swap = (x: Info) => s.transpose(x, lastTwoSwapped(x.shape.length));
+    const product = (left: Info, right: Info) => s.run(tf.BatchMatMul, { a: left, b: right }, { transposeA: false, transposeB: false });
+    const sizeOf = (x: Info) => x.shape.reduce((p, d) => p * d, 1);
+    // a·bᵀ with a large b (a Dense layer's dx = dy·Wᵀ): XNNPACK would transpose and pack all of W
+    // every call; (b·aᵀ)ᵀ packs only the small aᵀ and transposes two small matrices.
+    const rows = a.shape[a.shape.length - 2];
+    const cols = b.shape[b.shape.length - 2];
+    if (!attrs.transposeA && sizeOf(b) > sizeOf(a) + rows * cols) return swap(product(b, swap(a)));
+    return product(attrs.transposeA ? swap(a) : a, attrs.transposeB ? swap(b) : b);
   });
 }
 

@@ -56,7 +56,7 @@ function maskGrad(args: { inputs: { x: Info; dy: Info }; backend: BackendWasm; a
  * [2, C]: per channel (last axis) sum(dy) and sum(dy * (x - mean)). Rows are summed in blocks in
  * float32 by SIMD, blocks in float64 by JS, so long reductions (16*112*112 rows) stay accurate.
  */
-function batchNormSums(args: { inputs: { x: Info; dy: Info; mean: Info }; backend: BackendWasm }): Info {
+export function batchNormSums(args: { inputs: { x: Info; dy: Info; mean: Info }; backend: BackendWasm }): Info {
   const { inputs, backend } = args;
   const { x, dy, mean } = inputs;
   const c = x.shape[x.shape.length - 1];

@@ -9,6 +9,7 @@ import { depthwiseBackpropInputConfig } from './depthwise-backprop-input.js';
 import { adamStepConfig } from './adam-step.js';
 import { batchMatMulConfig } from './batch-mat-mul.js';
 import { batchNormConfig } from './batch-norm.js';
+import { batchNormTrainingKernels } from './batch-norm-training.js';
 import { fusedGradKernels, installWasmGradients } from './fused-grads.js';
 import { castConfig, identityConfig } from './identity.js';
 import { maxPoolGradConfig } from './max-pool-grad.js';
@@ -33,6 +34,7 @@ export const WASM_TRAINING_KERNELS: readonly tf.KernelConfig[] = [
   batchNormConfig,
   batchMatMulConfig,
   adamStepConfig,
+  ...batchNormTrainingKernels,
   ...fusedGradKernels,
 ];
 

@@ -53,6 +53,30 @@ function batchNormForward(): FunctionDef {
 }
 
 /**
+ * out[r, c] = dy[r, c] * a[c] + (x[r, c] - mean[c]) * b[c] + d[c]: the BatchNorm input gradient in
+ * closed form. (x, dy, mean, a, b, d, out, totalBytes, rowBytes)
+ */
+function batchNormBackward(): FunctionDef {
+  const [x, dy, mean, a, b, d, out, total, rowBytes, base, c] = Array.from({ length: 11 }, (_, i) => i);
+  return {
+    name: 'bn_backward',
+    params: Array(9).fill('i32'),
+    locals: ['i32', 'i32'],
+    body: [
+      forLoop(base, total, { local: rowBytes }, [
+        forLoop(c, rowBytes, 16, [
+          [...at(out, base), ...op.get(c), ...op.i32Add],
+          [...at(dy, base), ...op.get(c), ...op.i32Add, ...op.v128Load(), ...at(a, c), ...op.v128Load(), ...op.f32x4Mul],
+          [...at(x, base), ...op.get(c), ...op.i32Add, ...op.v128Load(), ...at(mean, c), ...op.v128Load(), ...op.f32x4Sub],
+          [...at(b, c), ...op.v128Load(), ...op.f32x4Mul, ...op.f32x4Add, ...at(d, c), ...op.v128Load(), ...op.f32x4Add],
+          op.v128Store(),
+        ]),
+      ]),
+    ],
+  };
+}
+
+/**
  * Per channel: sumDy[c] += dy[r, c]; sumDxm[c] += dy[r, c] * (x[r, c] - mean[c]).
  * (x, dy, mean, sumDy, sumDxm, totalBytes, rowBytes)
  */
@@ -175,6 +199,7 @@ export interface SimdKernels {
   maskGrad(x: number, dy: number, out: number, bytes: number, lo: number, hi: number, strictLow: boolean): void;
   batchNormSums(x: number, dy: number, mean: number, sumDy: number, sumDxm: number, totalBytes: number, rowBytes: number): void;
   batchNormForward(x: number, mean: number, k: number, offset: number, out: number, totalBytes: number, rowBytes: number): void;
+  batchNormBackward(x: number, dy: number, mean: number, a: number, b: number, d: number, out: number, totalBytes: number, rowBytes: number): void;
   depthwiseFilterGrad(x: number, dy: number, acc: number, geometry: DepthwiseGeometry): void;
   /** One image; the same geometry fields, kh/kw being the (effective) pool window. */
   maxPoolGrad(x: number, dy: number, dx: number, geometry: DepthwiseGeometry): void;
@@ -201,6 +226,7 @@ const FUNCTIONS = (): FunctionDef[] => [
   maskGrad('mask_grad_gt', true),
   batchNormSums(),
   batchNormForward(),
+  batchNormBackward(),
   depthwiseFilterGrad(),
   maxPoolGrad(),
 ];
@@ -250,6 +276,7 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
         maskGrad: (x, dy, out, bytes, lo, hi, strictLow) => (strictLow ? e.mask_grad_gt : e.mask_grad_ge)(x, dy, out, bytes, lo, hi),
         batchNormSums: (x, dy, mean, s1, s2, total, row) => e.bn_sums(x, dy, mean, s1, s2, total, row),
         batchNormForward: (x, mean, k, offset, out, total, row) => e.bn_forward(x, mean, k, offset, out, total, row),
+        batchNormBackward: (x, dy, mean, a, b, d, out, total, row) => e.bn_backward(x, dy, mean, a, b, d, out, total, row),
         depthwiseFilterGrad: (x, dy, acc, g) =>
           e.dw_filter_grad(x, dy, acc, g.h, g.w, g.ho, g.wo, g.channelBytes, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl),
         maxPoolGrad: (x, dy, dx, g) =>
