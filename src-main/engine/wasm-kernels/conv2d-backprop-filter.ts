@@ -23,6 +23,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { convAxes, filterGradPads } from './conv-geometry.js';
+import { useWinograd, winogradFilterGrad } from './winograd.js';
 import { convAnyPad, heapF32, heapOffset, type Info, type Scratch, type Shape4, withScratch } from './wasm-ops.js';
 
 interface Attrs {
@@ -62,6 +63,10 @@ export function conv2dBackpropFilter(args: { inputs: { x: Info; dy: Info }; back
   const [, ho, wo] = dy.shape as Shape4;
   const bandRows = Math.max(1, Math.floor(BAND_REDUCTION / (wo * n)));
   const unpadded = ah.padBefore === 0 && aw.padBefore === 0 && pw.after <= 0 && filterGradPads(ah).after <= 0;
+  const stride1 = ah.stride === 1 && aw.stride === 1;
+  if (kh === 3 && kw === 3 && stride1 && useWinograd(backend, { n, outH: ho, outW: wo, ci, co }, 'filterGrad')) {
+    return withScratch(backend, (s) => winogradFilterGrad(s, x, dy, ah.padBefore, aw.padBefore));
+  }
   if (kh === 1 && kw === 1 && unpadded) {
     return withScratch(backend, (s) => pointwise(s, x, dy, ah.stride, aw.stride));
   }

@@ -17,6 +17,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { convAxes, inputGradPads, phaseAxis, phaseTap } from './conv-geometry.js';
 import { depthToSpaceCrop, flipSpatial, zeroInsert } from './rearrange.js';
+import { transposedGemmPays, useWinograd, winogradConv2d } from './winograd.js';
 import { convAnyPad, heapOffset, type Info, runStock, type Scratch, type Shape4, withScratch } from './wasm-ops.js';
 
 interface Attrs {
@@ -44,7 +45,7 @@ export function conv2dBackpropInput(args: Args): Info {
     'channelsLast',
   );
   const [ah, aw] = convAxes(info);
-  if (ah.stride === 1 && aw.stride === 1) return withScratch(backend, (s) => stride1(s, dy, filter, ah, aw));
+  if (ah.stride === 1 && aw.stride === 1) return withScratch(backend, (s) => stride1(s, dy, filter, ah, aw, backend));
   if (info.filterHeight === 1 && info.filterWidth === 1) {
     return withScratch(backend, (s) => pointwise(s, dy, filter, info.inShape as Shape4, ah, aw));
   }
@@ -54,13 +55,21 @@ export function conv2dBackpropInput(args: Args): Info {
 
 type Axis = ReturnType<typeof convAxes>[0];
 
-function stride1(s: Scratch, dy: Info, filter: Info, ah: Axis, aw: Axis): Info {
+function stride1(s: Scratch, dy: Info, filter: Info, ah: Axis, aw: Axis, backend: BackendWasm): Info {
   const [kh, kw, ci, co] = filter.shape as Shape4;
+  const ph = inputGradPads(ah);
+  const pw = inputGradPads(aw);
+  const n = dy.shape[0];
+  const winograd = kh === 3 && kw === 3 && useWinograd(backend, { n, outH: ah.inSize, outW: aw.inSize, ci: co, co: ci }, 'inputGrad');
+  if (winograd && transposedGemmPays(n * Math.ceil(ah.inSize / 4) * Math.ceil(aw.inSize / 4), ci)) {
+    // Winograd wants the per-tap transpose of the flipped, swapped filter: w flipped, no transpose.
+    const wT = s.reshape(flipSpatial(s, s.reshape(filter, [kh * kw, ci * co])), [kh, kw, ci, co]);
+    return winogradConv2d(s, dy, { wT }, ph.before, pw.before, ah.inSize, aw.inSize);
+  }
   // [kh*kw, Ci, Co] -> [kh*kw, Co, Ci], then reverse the kh*kw taps: w[kh-1-a, kw-1-b]^T.
   const swapped = s.transpose(s.reshape(filter, [kh * kw, ci, co]), [0, 2, 1]);
   const flipped = s.reshape(flipSpatial(s, swapped), [kh, kw, co, ci]);
-  const ph = inputGradPads(ah);
-  const pw = inputGradPads(aw);
+  if (winograd) return winogradConv2d(s, dy, flipped, ph.before, pw.before, ah.inSize, aw.inSize);
   return convAnyPad(s, 'conv', dy, flipped, [1, 1], [1, 1], {
     top: ph.before,
     bottom: ph.after,

@@ -1,0 +1,246 @@
+/**
+ * SIMD code for Winograd F(4x4, 3x3): every transform of the algorithm is `out = L d L^T` for a
+ * constant matrix L (r x k) applied to a k x k grid of channel vectors, so one generator writes
+ * them all. The matrix is baked into the code (zeros skipped, +-1 as add/sub); the grid is read
+ * from / written to either
+ * - an image: grid element (i, j) at byte offset i*rowBytes + j*pixBytes from the tile's corner
+ *   (constants, so they become load/store immediates), tiles 4 pixels apart; or
+ * - a table: k*k (or r*r) separate buffers, whose addresses sit in an i32 table in the heap,
+ *   element (tile, channel) of each at tile*chanBytes + channel.
+ * 4 channels per instruction; channel runs must be multiples of 4 floats.
+ */
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { encodeModule, forLoop, type FunctionDef, op } from './wasm-asm.js';
+
+/** F(4,3) matrices (Lavin & Gray 2015): y = A^T [(G g G^T) * (B^T d B)] A. */
+export const BT: readonly number[][] = [
+  [4, 0, -5, 0, 1, 0],
+  [0, -4, -4, 1, 1, 0],
+  [0, 4, -4, -1, 1, 0],
+  [0, -2, -1, 2, 1, 0],
+  [0, 2, -1, -2, 1, 0],
+  [0, 4, 0, -5, 0, 1],
+];
+export const G: readonly number[][] = [
+  [1 / 4, 0, 0],
+  [-1 / 6, -1 / 6, -1 / 6],
+  [-1 / 6, 1 / 6, -1 / 6],
+  [1 / 24, 1 / 12, 1 / 6],
+  [1 / 24, -1 / 12, 1 / 6],
+  [0, 0, 1],
+];
+export const AT: readonly number[][] = [
+  [1, 1, 1, 1, 1, 0],
+  [0, 1, -1, 2, -2, 0],
+  [0, 1, 1, 4, 4, 0],
+  [0, 1, -1, 8, -8, 1],
+];
+
+export const transposeMatrix = (m: readonly number[][]): number[][] => m[0].map((_, j) => m.map((row) => row[j]));
+
+export type Side = { kind: 'image'; rowBytes: number; pixBytes: number } | { kind: 'table' };
+export type Activation = 'linear' | 'relu' | 'relu6';
+
+export interface TransformSpec {
+  /** r x k. */
+  L: readonly number[][];
+  input: Side;
+  output: Side;
+  /** Adds bias[channel] (then the activation) to every output: the forward output transform. */
+  bias?: boolean;
+  act?: Activation;
+}
+
+/** (src, srcOff, dst, dstOff, tiles, chanBytes, bias): byte addresses / sizes. */
+export type TransformFn = (src: number, srcOff: number, dst: number, dstOff: number, tiles: number, chanBytes: number, bias: number) => void;
+
+/** Code for sum_i coef[i] * locals[i] (a v128 on the stack). */
+function linear(coefs: readonly number[], locals: number[]): number[] {
+  const terms = coefs.map((c, i) => ({ c, l: locals[i] })).filter((t) => t.c !== 0);
+  if (terms.length === 0) return op.f32x4Const(0);
+  // Start from a +1 term when there is one (no negation or multiply needed).
+  terms.sort((a, b) => Number(b.c === 1) - Number(a.c === 1));
+  const code: number[] = [];
+  terms.forEach((t, n) => {
+    const abs = Math.abs(t.c);
+    if (n === 0) {
+      code.push(...op.get(t.l));
+      if (t.c === -1) code.push(...op.f32x4Neg);
+      else if (t.c !== 1) code.push(...op.f32x4Const(t.c), ...op.f32x4Mul);
+      return;
+    }
+    code.push(...op.get(t.l));
+    if (abs !== 1) code.push(...op.f32x4Const(abs), ...op.f32x4Mul);
+    code.push(...(t.c > 0 ? op.f32x4Add : op.f32x4Sub));
+  });
+  return code;
+}
+
+function transformFunction(spec: TransformSpec): FunctionDef {
+  const r = spec.L.length;
+  const k = spec.L[0].length;
+  const [src, srcOff, dst, dstOff, tiles, chanBytes, bias] = [0, 1, 2, 3, 4, 5, 6];
+  let next = 7;
+  const i32 = (n: number) => Array.from({ length: n }, () => next++);
+  const [t, c, sp, dp, q] = i32(5);
+  const inBase = spec.input.kind === 'table' ? i32(k * k) : [];
+  const outBase = spec.output.kind === 'table' ? i32(r * r) : [];
+  const i32Count = next - 7;
+  const v128 = (n: number) => Array.from({ length: n }, () => next++);
+  const [biasV] = v128(1);
+  const d = v128(k * k);
+  const tmp = v128(r * k);
+  const body: number[][] = [];
+  inBase.forEach((l, i) => body.push([...op.get(src), ...op.i32Load(4 * i), ...op.set(l)]));
+  outBase.forEach((l, i) => body.push([...op.get(dst), ...op.i32Load(4 * i), ...op.set(l)]));
+  body.push(spec.input.kind === 'image' ? [...op.get(src), ...op.get(srcOff), ...op.i32Add, ...op.set(sp)] : [...op.get(srcOff), ...op.set(sp)]);
+  body.push(spec.output.kind === 'image' ? [...op.get(dst), ...op.get(dstOff), ...op.i32Add, ...op.set(dp)] : [...op.get(dstOff), ...op.set(dp)]);
+
+  const inner: number[][] = [];
+  if (spec.bias) inner.push([...op.get(bias), ...op.get(c), ...op.i32Add, ...op.v128Load(), ...op.set(biasV)]);
+  const input = spec.input;
+  if (input.kind === 'table') inner.push([...op.get(sp), ...op.get(c), ...op.i32Add, ...op.set(q)]);
+  for (let i = 0; i < k; i++) {
+    for (let j = 0; j < k; j++) {
+      inner.push(
+        input.kind === 'image'
+          ? [...op.get(sp), ...op.get(c), ...op.i32Add, ...op.v128Load(i * input.rowBytes + j * input.pixBytes), ...op.set(d[i * k + j])]
+          : [...op.get(inBase[i * k + j]), ...op.get(q), ...op.i32Add, ...op.v128Load(), ...op.set(d[i * k + j])],
+      );
+    }
+  }
+  // tmp = L d (columns), then out = tmp L^T (rows).
+  for (let a = 0; a < r; a++) {
+    for (let j = 0; j < k; j++) {
+      inner.push([...linear(spec.L[a], d.filter((_, n) => n % k === j)), ...op.set(tmp[a * k + j])]);
+    }
+  }
+  const output = spec.output;
+  if (output.kind === 'table') inner.push([...op.get(dp), ...op.get(c), ...op.i32Add, ...op.set(q)]);
+  for (let a = 0; a < r; a++) {
+    for (let b = 0; b < r; b++) {
+      const addr =
+        output.kind === 'image' ? [...op.get(dp), ...op.get(c), ...op.i32Add] : [...op.get(outBase[a * r + b]), ...op.get(q), ...op.i32Add];
+      const value = linear(spec.L[b], tmp.slice(a * k, a * k + k));
+      if (spec.bias) value.push(...op.get(biasV), ...op.f32x4Add);
+      if (spec.act === 'relu' || spec.act === 'relu6') value.push(...op.f32x4Const(0), ...op.f32x4Max);
+      if (spec.act === 'relu6') value.push(...op.f32x4Const(6), ...op.f32x4Min);
+      const offset = output.kind === 'image' ? a * output.rowBytes + b * output.pixBytes : 0;
+      inner.push([...addr, ...value, ...op.v128Store(offset)]);
+    }
+  }
+  const step = (side: Side) => (side.kind === 'image' ? op.i32(4 * side.pixBytes) : op.get(chanBytes));
+  body.push(
+    forLoop(t, tiles, 1, [
+      forLoop(c, chanBytes, 16, inner),
+      [...op.get(sp), ...step(spec.input), ...op.i32Add, ...op.set(sp)],
+      [...op.get(dp), ...step(spec.output), ...op.i32Add, ...op.set(dp)],
+    ]),
+  );
+  return {
+    name: 'transform',
+    params: Array(7).fill('i32'),
+    locals: [...Array(i32Count).fill('i32'), ...Array(next - 7 - i32Count).fill('v128')],
+    body,
+  };
+}
+
+/**
+ * `count` matrices [rows, cols] -> [cols, rows], cols a multiple of 4: one vector load of 4
+ * columns, 4 lane stores into 4 output rows that advance together (all streams sequential; the
+ * stock Transpose kernel runs 512x512 blocks at ~4 ns/element). (src, dst, rows, cols, count)
+ */
+function transposeFunction(): FunctionDef {
+  const [src, dst, rows, cols, count] = [0, 1, 2, 3, 4];
+  const [m, j, i, ip, o0, o1, o2, o3, rowBytes, v] = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
+  const outs = [o0, o1, o2, o3];
+  const add = (local: number, amount: number[]) => [...op.get(local), ...amount, ...op.i32Add, ...op.set(local)];
+  return {
+    name: 'transpose',
+    params: Array(5).fill('i32'),
+    locals: [...Array(9).fill('i32'), 'v128'],
+    body: [
+      [...op.get(rows), ...op.i32(4), ...op.i32Mul, ...op.set(rowBytes)],
+      forLoop(m, count, 1, [
+        forLoop(j, cols, 4, [
+          // ip = src + 4j; o_l = dst + (j + l) * rows * 4
+          [...op.get(src), ...op.get(j), ...op.i32(4), ...op.i32Mul, ...op.i32Add, ...op.set(ip)],
+          ...outs.map((o, l) => [...op.get(dst), ...op.get(j), ...op.i32(l), ...op.i32Add, ...op.get(rowBytes), ...op.i32Mul, ...op.i32Add, ...op.set(o)]),
+          forLoop(i, rows, 1, [
+            [...op.get(ip), ...op.v128Load(), ...op.set(v)],
+            ...outs.map((o, l) => [...op.get(o), ...op.get(v), ...op.f32x4ExtractLane(l), ...op.f32Store()]),
+            add(ip, [...op.get(cols), ...op.i32(4), ...op.i32Mul]),
+            ...outs.map((o) => add(o, op.i32(4))),
+          ]),
+        ]),
+        add(src, [...op.get(rowBytes), ...op.get(cols), ...op.i32Mul]),
+        add(dst, [...op.get(rowBytes), ...op.get(cols), ...op.i32Mul]),
+      ]),
+    ],
+  };
+}
+
+export type TransposeFn = (src: number, dst: number, rows: number, cols: number, count: number) => void;
+
+// --- instantiation on the backend's memory (as simd-kernels.ts) ------------------------------
+
+interface WasmMemory {
+  readonly buffer: ArrayBufferLike;
+}
+interface WasmApi {
+  Memory: abstract new (...args: never[]) => WasmMemory;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: unknown };
+  validate(bytes: Uint8Array): boolean;
+}
+const Wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+function backendMemory(backend: BackendWasm): WasmMemory | undefined {
+  const m = backend.wasm as unknown as { asm?: { memory?: unknown }; wasmMemory?: unknown; HEAPU8: Uint8Array };
+  for (const candidate of [m.asm?.memory, m.wasmMemory]) {
+    if (candidate instanceof Wasm.Memory && candidate.buffer === m.HEAPU8.buffer) return candidate;
+  }
+  return undefined;
+}
+
+/** Compiled transforms per memory and spec (a handful of shapes per network). */
+const cache = new WeakMap<WasmMemory, Map<string, TransformFn | TransposeFn | null>>();
+
+/** Whether SIMD transforms can run on this backend at all. */
+export function transformsAvailable(backend: BackendWasm): boolean {
+  return getTransform(backend, { L: [[1]], input: { kind: 'table' }, output: { kind: 'table' } }) !== null;
+}
+
+export function getTransform(backend: BackendWasm, spec: TransformSpec): TransformFn | null {
+  return instantiate(backend, JSON.stringify(spec), () => transformFunction(spec));
+}
+
+export function getTranspose(backend: BackendWasm): TransposeFn | null {
+  return instantiate(backend, 'transpose', transposeFunction);
+}
+
+function instantiate<F>(backend: BackendWasm, key: string, make: () => FunctionDef): F | null {
+  const memory = backendMemory(backend);
+  if (!memory) return null;
+  let perMemory = cache.get(memory);
+  if (!perMemory) cache.set(memory, (perMemory = new Map()));
+  if (perMemory.has(key)) return perMemory.get(key) as F | null;
+  let fn: F | null = null;
+  try {
+    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+    const def = make();
+    const bytes = encodeModule([def], { shared });
+    if (Wasm.validate(bytes)) {
+      const instance = new Wasm.Instance(new Wasm.Module(bytes), { env: { memory } });
+      fn = (instance.exports as Record<string, F>)[def.name];
+    }
+  } catch {
+    fn = null; // no wasm SIMD here
+  }
+  perMemory.set(key, fn as TransformFn | TransposeFn | null);
+  return fn;
+}
+
+export function transformModuleBytes(spec: TransformSpec, shared = false): Uint8Array {
+  return encodeModule([transformFunction(spec)], { shared });
+}

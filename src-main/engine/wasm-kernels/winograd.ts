@@ -1,0 +1,314 @@
+/**
+ * Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions on the wasm backend: the forward pass, the
+ * input gradient (a forward conv of dy with the flipped filter) and the filter gradient.
+ *
+ * Each 4x4 output tile comes from a 6x6 input tile d: y = A^T [U * V] A with V = B^T d B and
+ * U = G g G^T, 36 products per tile instead of 144. Summed over input channels the product is a
+ * matrix product per tile position p: M[p] = V[p] x U[p] with V[p] [tiles, Ci], U[p] [Ci, Co].
+ * Those 36 GEMMs run on the stock BatchMatMul kernel, which uses XNNPACK only for un-transposed,
+ * batch-1 operands (10x slower otherwise), so every operand is laid out to need no transpose
+ * flag. The transforms are SIMD loops (winograd-transforms.ts).
+ *
+ * Filter gradient: Winograd is linear in U, so dU[p] = V[p]^T dM[p] with dM = A dy_tile A^T
+ * (the adjoint of the output transform; outputs past the edge count as zero), and
+ * dW = G^T dU G (the adjoint of the weight transform).
+ *
+ * Rounding: the transforms scale values by up to ~100 and cancel, so results differ from a direct
+ * convolution by ~1e-6..1e-5 relative to the output scale (direct: ~1e-7).
+ */
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { type Activation, AT, BT, G, getTransform, getTranspose, type Side, type TransformFn, transformsAvailable, transposeMatrix } from './winograd-transforms.js';
+import { crop4d, heapOffset, type Info, type Scratch, type Shape4 } from './wasm-ops.js';
+
+export type WinogradMode = 'off' | 'auto' | 'always';
+
+/**
+ * FINETUNE_WINOGRAD=0 turns Winograd off, =1 uses it for every eligible shape (tests), unset:
+ * only for shapes where it measured faster (`winogradPays`). Read on every call so a process can
+ * compare both.
+ */
+export function winogradMode(): WinogradMode {
+  const v = typeof process === 'object' ? process.env?.FINETUNE_WINOGRAD : undefined;
+  if (v === '0' || v === 'off' || v === 'false') return 'off';
+  if (v === '1' || v === 'always' || v === 'true') return 'always';
+  return 'auto';
+}
+
+export interface WinogradShape {
+  /** Batch, output height and width (of the convolution that Winograd computes). */
+  n: number;
+  outH: number;
+  outW: number;
+  ci: number;
+  co: number;
+}
+
+export type WinogradUse = 'forward' | 'inputGrad' | 'filterGrad';
+
+/**
+ * Measured (1 thread; direct = XNNPACK with its filter cached, as in inference):
+ * - below ~40 MFLOP the fixed costs (36 GEMM calls, transforms) lose: 1x28x28x32 and 1x14x14x64
+ *   run at ~0.55x, 1x56x56x32 and 1x28x28x64 at 1.4-1.9x;
+ * - the 36 U[p] are new tensors every call, so XNNPACK packs 36*Ci*Co weights each time; with
+ *   few tiles that dominates: 1x7x7x512 (4 tiles) 0.22x, 4x7x7x512 (16) 0.72x, 4x14x14x256 (64)
+ *   1.5x, 16x7x7x512 (64) 1.6x, ResNet layers at batch 16: 2.3-3x.
+ * The filter gradient packs dy-sized operands that the direct path packs too: no tile minimum.
+ */
+export function winogradPays(shape: WinogradShape, use: WinogradUse = 'forward'): boolean {
+  const directFlops = 2 * 9 * shape.n * shape.outH * shape.outW * shape.ci * shape.co;
+  if (directFlops < 40e6) return false;
+  const tiles = shape.n * Math.ceil(shape.outH / 4) * Math.ceil(shape.outW / 4);
+  return use === 'filterGrad' || tiles >= 40;
+}
+
+/** NHWC 3x3, channel counts SIMD-friendly, SIMD transforms available, and worth it (or forced). */
+export function useWinograd(backend: BackendWasm, shape: WinogradShape, use: WinogradUse): boolean {
+  const mode = winogradMode();
+  if (mode === 'off') return false;
+  if (shape.ci % 4 !== 0 || shape.co % 4 !== 0 || shape.outH < 1 || shape.outW < 1) return false;
+  if (mode === 'auto' && !winogradPays(shape, use)) return false;
+  return transformsAvailable(backend);
+}
+
+/** Calls taken through Winograd (tests check which path ran). */
+export const winogradStats = { forward: 0, filterGrad: 0, transposedGemm: 0 };
+
+const POSITIONS = 36;
+
+function transform(backend: BackendWasm, L: readonly number[][], input: Side, output: Side, bias = false, act: Activation = 'linear'): TransformFn {
+  const fn = getTransform(backend, { L, input, output, bias, act });
+  if (!fn) throw new Error('wasm-kernels: Winograd transforms need wasm SIMD');
+  return fn;
+}
+
+const byteAddress = (s: Scratch, info: Info) => heapOffset(s.backend, info).offset * 4;
+
+/** An i32 table of the buffers' byte addresses, for the table side of a transform. */
+function addressTable(s: Scratch, buffers: Info[]): number {
+  const table = s.alloc([buffers.length]);
+  const at = byteAddress(s, table);
+  const { heap } = heapOffset(s.backend, table);
+  const ints = new Int32Array(heap.buffer, at, buffers.length);
+  buffers.forEach((b, i) => (ints[i] = byteAddress(s, b)));
+  return at;
+}
+
+/**
+ * out[n, y, x] = x[n, y - top, x - left] where that is inside x, else 0: [N, outH, outW, C].
+ * `top` / `left` may be negative (rows cropped off).
+ */
+function padImage(s: Scratch, x: Info, top: number, left: number, outH: number, outW: number): Info {
+  const [n, h, w, c] = x.shape as Shape4;
+  if (top === 0 && left === 0 && outH === h && outW === w) return x;
+  const out = s.alloc([n, outH, outW, c]);
+  const { heap, offset: src } = heapOffset(s.backend, x);
+  const dst = heapOffset(s.backend, out).offset;
+  const x0 = Math.max(0, left);
+  const x1 = Math.min(outW, w + left);
+  const y0 = Math.max(0, top);
+  const y1 = Math.min(outH, h + top);
+  const row = outW * c;
+  for (let b = 0; b < n; b++) {
+    const image = dst + b * outH * row;
+    if (x1 <= x0 || y1 <= y0) {
+      heap.fill(0, image, image + outH * row);
+      continue;
+    }
+    heap.fill(0, image, image + y0 * row);
+    heap.fill(0, image + y1 * row, image + outH * row);
+    for (let y = y0; y < y1; y++) {
+      const o = image + y * row;
+      heap.fill(0, o, o + x0 * c);
+      heap.fill(0, o + x1 * c, o + row);
+      const i = src + ((b * h + y - top) * w + (x0 - left)) * c;
+      heap.copyWithin(o + x0 * c, i, i + (x1 - x0) * c);
+    }
+  }
+  return out;
+}
+
+interface Tiling {
+  n: number;
+  th: number;
+  tw: number;
+  tiles: number;
+}
+
+function tiling(n: number, outH: number, outW: number): Tiling {
+  const th = Math.ceil(outH / 4);
+  const tw = Math.ceil(outW / 4);
+  return { n, th, tw, tiles: n * th * tw };
+}
+
+/**
+ * V[p] = (B^T d B)[p] for every 6x6 tile of x (padded by top/left, zeros outside): 36 tensors
+ * [tiles, C], tiles in (n, ty, tx) order.
+ */
+function inputTransform(s: Scratch, x: Info, top: number, left: number, t: Tiling): Info[] {
+  const c = x.shape[3];
+  const hp = 4 * t.th + 2;
+  const wp = 4 * t.tw + 2;
+  const padded = padImage(s, x, top, left, hp, wp);
+  const v = Array.from({ length: POSITIONS }, () => s.alloc([t.tiles, c]));
+  const table = addressTable(s, v);
+  const fn = transform(s.backend, BT, { kind: 'image', rowBytes: wp * c * 4, pixBytes: c * 4 }, { kind: 'table' });
+  const base = byteAddress(s, padded);
+  for (let b = 0; b < t.n; b++) {
+    for (let ty = 0; ty < t.th; ty++) {
+      fn(base, (b * hp + 4 * ty) * wp * c * 4, table, (b * t.th + ty) * t.tw * c * 4, t.tw, c * 4, 0);
+    }
+  }
+  if (padded !== x) s.release(padded);
+  return v;
+}
+
+/** U[p] = (G g G^T)[p] of a [3, 3, Ci, Co] filter: 36 tensors [Ci, Co]. */
+function weightTransform(s: Scratch, filter: Info): Info[] {
+  const [, , ci, co] = filter.shape as Shape4;
+  const u = Array.from({ length: POSITIONS }, () => s.alloc([ci, co]));
+  const table = addressTable(s, u);
+  const plane = ci * co * 4;
+  transform(s.backend, G, { kind: 'image', rowBytes: 3 * plane, pixBytes: plane }, { kind: 'table' })(byteAddress(s, filter), 0, table, 0, 1, plane, 0);
+  return u;
+}
+
+/**
+ * [..., rows, cols] -> [..., cols, rows] (for each leading index) by the SIMD loop when cols is a
+ * multiple of 4, else the stock kernel.
+ */
+function transposeLast2(s: Scratch, x: Info): Info {
+  const rank = x.shape.length;
+  const rows = x.shape[rank - 2];
+  const cols = x.shape[rank - 1];
+  const fn = cols % 4 === 0 ? getTranspose(s.backend) : null;
+  if (!fn) return s.transpose(x, [...Array(rank - 2).keys(), rank - 1, rank - 2]);
+  const out = s.alloc([...x.shape.slice(0, -2), cols, rows]);
+  fn(byteAddress(s, x), byteAddress(s, out), rows, cols, x.shape.slice(0, -2).reduce((a, b) => a * b, 1));
+  return out;
+}
+
+/** a [M, K] x b [K, N]: rank 2 is batch 1, XNNPACK's path. */
+function gemm(s: Scratch, a: Info, b: Info): Info {
+  return s.run('BatchMatMul', { a, b }, { transposeA: false, transposeB: false });
+}
+
+export interface Epilogue {
+  bias?: Info;
+  act: Activation;
+}
+
+/**
+ * The filter of a Winograd convolution: `w` [3, 3, Ci, Co], or its per-tap transpose `wT`
+ * [3, 3, Co, Ci] where that is cheaper for the caller; the other one is derived when needed.
+ */
+export type WinogradFilter = { w: Info; wT?: undefined } | { w?: undefined; wT: Info } | { w: Info; wT: Info };
+
+/**
+ * Whether to compute M[p]^T = U[p]^T V[p]^T instead of M[p] = V[p] U[p]: the stock BatchMatMul
+ * packs its b operand on every call (b is new each time), U[p] (Ci x Co) in the plain form,
+ * V[p]^T (Ci x tiles) in this one. Measured 16x7x7x512 (64 tiles): forward 51 -> 37 ms; the
+ * transposes of V and M cost ~2 ms there.
+ */
+export const transposedGemmPays = (tiles: number, co: number) => 2 * tiles <= co;
+
+/**
+ * y[n, oh, ow, co] = sum_{a, b, ci} x[n, oh + a - top, ow + b - left, ci] * w[a, b, ci, co]
+ * (zeros outside x), for oh < outH, ow < outW, then + bias and the activation.
+ * `top` / `left` may be negative. x: [N, H, W, Ci].
+ */
+export function winogradConv2d(
+  s: Scratch,
+  x: Info,
+  filter: Info | WinogradFilter,
+  top: number,
+  left: number,
+  outH: number,
+  outW: number,
+  epilogue: Epilogue = { act: 'linear' },
+): Info {
+  winogradStats.forward++;
+  const f: WinogradFilter = 'dataId' in filter ? { w: filter as Info } : (filter as WinogradFilter);
+  const [n] = x.shape as Shape4;
+  const co = f.w ? f.w.shape[3] : f.wT!.shape[2];
+  const t = tiling(n, outH, outW);
+  let m: Info[];
+  if (!transposedGemmPays(t.tiles, co)) {
+    const u = weightTransform(s, f.w ?? transposeLast2(s, f.wT!));
+    const v = inputTransform(s, x, top, left, t);
+    m = v.map((vp, p) => {
+      const mp = gemm(s, vp, u[p]);
+      s.release(vp);
+      s.release(u[p]);
+      return mp;
+    });
+  } else {
+    winogradStats.transposedGemm++;
+    const uT = weightTransform(s, f.wT ?? transposeLast2(s, f.w!)); // [Co, Ci] each
+    const v = inputTransform(s, x, top, left, t);
+    m = v.map((vp, p) => {
+      const vT = transposeLast2(s, vp);
+      s.release(vp);
+      const mT = gemm(s, uT[p], vT); // [Co, tiles]
+      s.release(vT);
+      s.release(uT[p]);
+      const mp = transposeLast2(s, mT);
+      s.release(mT);
+      return mp;
+    });
+  }
+  const hq = 4 * t.th;
+  const wq = 4 * t.tw;
+  const y = s.alloc([n, hq, wq, co]);
+  const table = addressTable(s, m);
+  const { bias, act } = epilogue;
+  const fn = transform(s.backend, AT, { kind: 'table' }, { kind: 'image', rowBytes: wq * co * 4, pixBytes: co * 4 }, bias !== undefined, act);
+  const yBase = byteAddress(s, y);
+  const biasBase = bias ? byteAddress(s, bias) : 0;
+  for (let b = 0; b < n; b++) {
+    for (let ty = 0; ty < t.th; ty++) {
+      fn(table, (b * t.th + ty) * t.tw * co * 4, yBase, (b * hq + 4 * ty) * wq * co * 4, t.tw, co * 4, biasBase);
+    }
+  }
+  for (const mp of m) s.release(mp);
+  return crop4d(s, y, 0, 0, outH, outW);
+}
+
+/**
+ * dW[a, b, ci, co] = sum_{n, oh, ow} x[n, oh + a - top, ow + b - left, ci] * dy[n, oh, ow, co]:
+ * the filter gradient of a 3x3 stride-1 convolution. Returns [3, 3, Ci, Co].
+ */
+export function winogradFilterGrad(s: Scratch, x: Info, dy: Info, top: number, left: number): Info {
+  winogradStats.filterGrad++;
+  const ci = x.shape[3];
+  const [n, ho, wo, co] = dy.shape as Shape4;
+  const t = tiling(n, ho, wo);
+  const hq = 4 * t.th;
+  const wq = 4 * t.tw;
+  const v = inputTransform(s, x, top, left, t);
+  // dM[p] = (A dy_tile A^T)[p], dy zero-padded to whole tiles.
+  const dyPad = padImage(s, dy, 0, 0, hq, wq);
+  const dm = Array.from({ length: POSITIONS }, () => s.alloc([t.tiles, co]));
+  const table = addressTable(s, dm);
+  const fn = transform(s.backend, transposeMatrix(AT), { kind: 'image', rowBytes: wq * co * 4, pixBytes: co * 4 }, { kind: 'table' });
+  const dyBase = byteAddress(s, dyPad);
+  for (let b = 0; b < n; b++) {
+    for (let ty = 0; ty < t.th; ty++) {
+      fn(dyBase, (b * hq + 4 * ty) * wq * co * 4, table, (b * t.th + ty) * t.tw * co * 4, t.tw, co * 4, 0);
+    }
+  }
+  if (dyPad !== dy) s.release(dyPad);
+  const du = v.map((vp, p) => {
+    const vT = transposeLast2(s, vp);
+    s.release(vp);
+    const dup = gemm(s, vT, dm[p]);
+    s.release(vT);
+    s.release(dm[p]);
+    return dup;
+  });
+  const dw = s.alloc([3, 3, ci, co]);
+  const plane = ci * co * 4;
+  const duTable = addressTable(s, du);
+  transform(s.backend, transposeMatrix(G), { kind: 'table' }, { kind: 'image', rowBytes: 3 * plane, pixBytes: plane })(duTable, 0, byteAddress(s, dw), 0, 1, plane, 0);
+  for (const d of du) s.release(d);
+  return dw;
+}
