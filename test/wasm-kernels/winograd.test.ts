@@ -262,9 +262,13 @@ test('FINETUNE_WINOGRAD=0 turns Winograd off; by default only large layers use i
   assert.ok(winogradPays({ n: 16, outH: 7, outW: 7, ci: 512, co: 512 }));
   assert.ok(winogradPays({ n: 16, outH: 56, outW: 56, ci: 64, co: 64 }));
   assert.ok(!winogradPays({ n: 2, outH: 8, outW: 8, ci: 8, co: 8 }));
-  // Few tiles: packing the 36 transformed filters costs more than the direct conv.
+  // Few tiles: packing the 36 transformed filters costs more than the direct forward conv, not
+  // more than the direct input gradient (which packs a fresh flipped filter itself).
   assert.ok(!winogradPays({ n: 1, outH: 7, outW: 7, ci: 512, co: 512 }));
+  assert.ok(winogradPays({ n: 16, outH: 4, outW: 4, ci: 512, co: 512 }));
+  assert.ok(winogradPays({ n: 1, outH: 7, outW: 7, ci: 512, co: 512 }, 'inputGrad'));
   assert.ok(winogradPays({ n: 1, outH: 7, outW: 7, ci: 512, co: 512 }, 'filterGrad'));
+  assert.ok(!winogradPays({ n: 1, outH: 4, outW: 4, ci: 512, co: 512 }, 'filterGrad'));
 });
 
 test('variableGrads through a small conv net match cpu', () => {

@@ -46,19 +46,24 @@ export interface WinogradShape {
 export type WinogradUse = 'forward' | 'inputGrad' | 'filterGrad';
 
 /**
- * Measured (1 thread; direct = XNNPACK with its filter cached, as in inference):
+ * Measured (1 thread, ResNet shapes; direct = XNNPACK with its filter cached, as in inference):
  * - below ~40 MFLOP the fixed costs (36 GEMM calls, transforms) lose: 1x28x28x32 and 1x14x14x64
  *   run at ~0.55x, 1x56x56x32 and 1x28x28x64 at 1.4-1.9x;
- * - the 36 U[p] are new tensors every call, so XNNPACK packs 36*Ci*Co weights each time; with
- *   few tiles that dominates: 1x7x7x512 (4 tiles) 0.22x, 4x7x7x512 (16) 0.72x, 4x14x14x256 (64)
- *   1.5x, 16x7x7x512 (64) 1.6x, ResNet layers at batch 16: 2.3-3x.
- * The filter gradient packs dy-sized operands that the direct path packs too: no tile minimum.
+ * - forward: the 36 transformed filters are new tensors every call, which XNNPACK packs (or, with
+ *   few tiles, the transposed form packs the tiles); with few tiles that dominates: 1 tile
+ *   (1x4x4x512) 0.18x, 4 tiles 0.56x, 8 tiles 1.08x, 16 tiles (16x4x4x512, 4x7x7x512,
+ *   1x14x14x256) 1.3-1.6x, ResNet layers at batch 16 and 224 px 2.2-3x;
+ * - input gradient: the direct form packs a fresh flipped filter every call too: Winograd wins
+ *   3-4.5x from a single tile on;
+ * - filter gradient: 1 tile 0.81x, 2 tiles 1.0x, 4 tiles 1.7x, batch 16 2-4x.
  */
+const MIN_TILES: Record<WinogradUse, number> = { forward: 16, inputGrad: 1, filterGrad: 4 };
+
 export function winogradPays(shape: WinogradShape, use: WinogradUse = 'forward'): boolean {
   const directFlops = 2 * 9 * shape.n * shape.outH * shape.outW * shape.ci * shape.co;
   if (directFlops < 40e6) return false;
   const tiles = shape.n * Math.ceil(shape.outH / 4) * Math.ceil(shape.outW / 4);
-  return use === 'filterGrad' || tiles >= 40;
+  return tiles >= MIN_TILES[use];
 }
 
 /** NHWC 3x3, channel counts SIMD-friendly, SIMD transforms available, and worth it (or forced). */
