@@ -66,4 +66,31 @@ describe("fastai's Adam", () => {
     opt.dispose();
     tf.dispose([a, c]);
   });
+
+  test('the fused wasm update (SIMD body and scalar tail) equals the tf-ops update on cpu', async () => {
+    // 1027 values: 1024 through the SIMD loop, 3 through the scalar tail; large and tiny gradients.
+    const init = Float32Array.from({ length: 1027 }, (_, i) => Math.sin(i) * 2);
+    const grads = [0, 1, 2].map((step) => Float32Array.from(init, (v, i) => Math.cos(i * (step + 1)) * 10 ** ((i % 7) - 4)));
+    const run = async (backend: string) => {
+      const chosen = tf.getBackend();
+      assert.ok(await tf.setBackend(backend));
+      const w = tf.variable(tf.tensor(init), true, `fused_check_${backend}`);
+      const opt = new FastaiAdam([{ variable: w, group: 0, weightDecay: true }], { wd: 0.1 });
+      for (const [step, g] of grads.entries()) {
+        const t = tf.tensor(g);
+        opt.step({ [w.name]: t }, [1e-2 * (step + 1)], 0.95 - 0.05 * step);
+        t.dispose();
+      }
+      const out = (await w.data()) as Float32Array;
+      opt.dispose();
+      w.dispose();
+      await tf.setBackend(chosen);
+      return out;
+    };
+    const fused = await run('wasm');
+    const ops = await run('cpu');
+    const worst = Math.max(...Array.from(fused, (v, i) => Math.abs(v - ops[i]) / Math.max(1, Math.abs(ops[i]))));
+    assert.ok(worst <= 1e-6, `max relative difference ${worst}`);
+    assert.ok(fused.some((v, i) => v !== init[i]), 'parameters moved');
+  });
 });

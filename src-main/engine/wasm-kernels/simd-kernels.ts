@@ -77,6 +77,48 @@ function batchNormBackward(): FunctionDef {
 }
 
 /**
+ * fastai Adam for one parameter (see adam-step.ts):
+ * avg' = avg*mom + g*(1-mom); sqr' = sqr*sqrMom + g*g*(1-sqrMom);
+ * p' = p*decay - avg' / (sqrt(sqr'/debias2) + eps) * stepSize.
+ * (p, g, avg, sqr, outP, outAvg, outSqr, bytes, decay, mom, sqrMom, eps, debias2, stepSize)
+ */
+function adamStep(): FunctionDef {
+  const [p, g, avg, sqr, outP, outAvg, outSqr, bytes] = Array.from({ length: 8 }, (_, i) => i);
+  const [decay, mom, sqrMom, eps, debias2, stepSize] = Array.from({ length: 6 }, (_, i) => 8 + i);
+  const [i, vg, va, vq, kDecay, kMom, kMom1, kSqr, kSqr1, kEps, kDebias2, kStep] = Array.from({ length: 12 }, (_, k) => 14 + k);
+  const splat = (from: number, to: number) => [...op.get(from), ...op.f32x4Splat, ...op.set(to)];
+  const oneMinus = (from: number, to: number) => [...op.f32(1), ...op.get(from), ...op.f32Sub, ...op.f32x4Splat, ...op.set(to)];
+  return {
+    name: 'adam_step',
+    params: [...Array(8).fill('i32'), ...Array(6).fill('f32')],
+    locals: ['i32', ...Array(11).fill('v128')],
+    body: [
+      splat(decay, kDecay),
+      splat(mom, kMom),
+      oneMinus(mom, kMom1),
+      splat(sqrMom, kSqr),
+      oneMinus(sqrMom, kSqr1),
+      splat(eps, kEps),
+      splat(debias2, kDebias2),
+      splat(stepSize, kStep),
+      forLoop(i, bytes, 16, [
+        [...at(g, i), ...op.v128Load(), ...op.set(vg)],
+        // avg'
+        [...at(avg, i), ...op.v128Load(), ...op.get(kMom), ...op.f32x4Mul, ...op.get(vg), ...op.get(kMom1), ...op.f32x4Mul, ...op.f32x4Add, ...op.set(va)],
+        [...at(outAvg, i), ...op.get(va), ...op.v128Store()],
+        // sqr'
+        [...at(sqr, i), ...op.v128Load(), ...op.get(kSqr), ...op.f32x4Mul, ...op.get(vg), ...op.get(vg), ...op.f32x4Mul, ...op.get(kSqr1), ...op.f32x4Mul, ...op.f32x4Add, ...op.set(vq)],
+        [...at(outSqr, i), ...op.get(vq), ...op.v128Store()],
+        // p'
+        [...at(outP, i), ...at(p, i), ...op.v128Load(), ...op.get(kDecay), ...op.f32x4Mul],
+        [...op.get(va), ...op.get(vq), ...op.get(kDebias2), ...op.f32x4Div, ...op.f32x4Sqrt, ...op.get(kEps), ...op.f32x4Add, ...op.f32x4Div],
+        [...op.get(kStep), ...op.f32x4Mul, ...op.f32x4Sub, ...op.v128Store()],
+      ]),
+    ],
+  };
+}
+
+/**
  * Per channel: sumDy[c] += dy[r, c]; sumDxm[c] += dy[r, c] * (x[r, c] - mean[c]).
  * (x, dy, mean, sumDy, sumDxm, totalBytes, rowBytes)
  */
@@ -200,9 +242,19 @@ export interface SimdKernels {
   batchNormSums(x: number, dy: number, mean: number, sumDy: number, sumDxm: number, totalBytes: number, rowBytes: number): void;
   batchNormForward(x: number, mean: number, k: number, offset: number, out: number, totalBytes: number, rowBytes: number): void;
   batchNormBackward(x: number, dy: number, mean: number, a: number, b: number, d: number, out: number, totalBytes: number, rowBytes: number): void;
+  adamStep(p: number, g: number, avg: number, sqr: number, outP: number, outAvg: number, outSqr: number, bytes: number, h: AdamHyper): void;
   depthwiseFilterGrad(x: number, dy: number, acc: number, geometry: DepthwiseGeometry): void;
   /** One image; the same geometry fields, kh/kw being the (effective) pool window. */
   maxPoolGrad(x: number, dy: number, dx: number, geometry: DepthwiseGeometry): void;
+}
+
+export interface AdamHyper {
+  decay: number;
+  mom: number;
+  sqrMom: number;
+  eps: number;
+  debias2: number;
+  stepSize: number;
 }
 
 export interface DepthwiseGeometry {
@@ -227,6 +279,7 @@ const FUNCTIONS = (): FunctionDef[] => [
   batchNormSums(),
   batchNormForward(),
   batchNormBackward(),
+  adamStep(),
   depthwiseFilterGrad(),
   maxPoolGrad(),
 ];
@@ -277,6 +330,7 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
         batchNormSums: (x, dy, mean, s1, s2, total, row) => e.bn_sums(x, dy, mean, s1, s2, total, row),
         batchNormForward: (x, mean, k, offset, out, total, row) => e.bn_forward(x, mean, k, offset, out, total, row),
         batchNormBackward: (x, dy, mean, a, b, d, out, total, row) => e.bn_backward(x, dy, mean, a, b, d, out, total, row),
+        adamStep: (p, g, avg, sqr, oP, oA, oS, bytes, h) => e.adam_step(p, g, avg, sqr, oP, oA, oS, bytes, h.decay, h.mom, h.sqrMom, h.eps, h.debias2, h.stepSize),
         depthwiseFilterGrad: (x, dy, acc, g) =>
           e.dw_filter_grad(x, dy, acc, g.h, g.w, g.ho, g.wo, g.channelBytes, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl),
         maxPoolGrad: (x, dy, dx, g) =>

@@ -72,6 +72,7 @@ export const op = {
   i32Or: [0x72],
   i32Shl: [0x74],
   f32Add: [0x92],
+  f32Sub: [0x93],
   f32Mul: [0x94],
   v128Load: (offset = 0) => simd(0x00, ...mem(2, offset)),
   v128Store: (offset = 0) => simd(0x0b, ...mem(2, offset)),
@@ -90,6 +91,8 @@ export const op = {
   f32x4Add: simd(0xe4),
   f32x4Sub: simd(0xe5),
   f32x4Mul: simd(0xe6),
+  f32x4Sqrt: simd(0xe3),
+  f32x4Div: simd(0xe7),
   f32x4Min: simd(0xe8),
   f32x4Max: simd(0xe9),
 };
