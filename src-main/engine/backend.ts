@@ -6,6 +6,7 @@
  * initialised and asked to add two numbers), so a package that installs but cannot load its shared
  * library is reported, not chosen. `FINETUNE_BACKEND` or the `force` option pins one candidate.
  */
+import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { startWasmBackend } from './wasm-kernels/index.js';
 
@@ -83,29 +84,38 @@ async function tryNative(name: 'node-gpu' | 'node'): Promise<BackendAttempt> {
   return { name, ok: true, reason: `${pkg} loaded and passed a smoke test` };
 }
 
-/** `FINETUNE_WASM_THREADS`: XNNPACK threads for the wasm backend (default 1; see wasm-kernels/threads.ts). */
-function wasmThreadsSetting(): number {
-  const raw = process.env.FINETUNE_WASM_THREADS?.trim();
-  if (!raw) return 1;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`FINETUNE_WASM_THREADS must be a whole number from 1 to 64; got "${raw}".`);
-  return n;
+/**
+ * XNNPACK threads for the wasm backend (see wasm-kernels/threads.ts): `FINETUNE_WASM_THREADS`, or
+ * by default one per CPU up to 4 in plain Node.js (the CLI, browser mode). Inside Electron the
+ * default stays 1: the pthread workaround has not been run in Electron's utility process.
+ */
+export function wasmThreadsSetting(env: NodeJS.ProcessEnv = process.env, versions: NodeJS.ProcessVersions = process.versions): { threads: number; why: string } {
+  const raw = env.FINETUNE_WASM_THREADS?.trim();
+  if (raw) {
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`FINETUNE_WASM_THREADS must be a whole number from 1 to 64; got "${raw}".`);
+    return { threads: n, why: 'FINETUNE_WASM_THREADS' };
+  }
+  if (versions.electron) return { threads: 1, why: 'the default inside Electron, where wasm threads are untested; FINETUNE_WASM_THREADS=2 asks for two' };
+  return { threads: Math.min(os.availableParallelism(), MAX_DEFAULT_THREADS), why: `the default: one per CPU, at most ${MAX_DEFAULT_THREADS}` };
 }
+
+/** More threads than this gain little: our own SIMD kernels (BatchNorm, Adam, Winograd transforms) run on one. */
+const MAX_DEFAULT_THREADS = 4;
 
 async function tryWasm(): Promise<BackendAttempt & { simd?: boolean; threads?: boolean }> {
   let started;
+  const setting = wasmThreadsSetting();
   try {
     // Adds the training kernels stock tfjs-backend-wasm lacks, and turns running out of its 4 GiB
     // heap into a catchable error (the learner then retries with smaller micro-batches).
-    started = await startWasmBackend({ threads: wasmThreadsSetting() });
+    started = await startWasmBackend({ threads: setting.threads });
     await smokeTest('wasm');
   } catch (err) {
     return { name: 'wasm', ok: false, reason: describeLoadError('@tensorflow/tfjs-backend-wasm', err) };
   }
   const threads = started.threads > 1;
-  const threadNote = threads
-    ? `${started.threads} threads`
-    : `1 thread${started.note ? ` (${started.note})` : ' (FINETUNE_WASM_THREADS=2 uses two; off by default: untested inside Electron)'}`;
+  const threadNote = `${started.threads} thread${threads ? 's' : ''} (${started.note ?? setting.why})`;
   return { name: 'wasm', ok: true, simd: started.simd, threads, reason: `WebAssembly with SIMD ${started.simd ? 'on' : 'off'}, ${threadNote}` };
 }
 

@@ -7,9 +7,10 @@
  *
  * Options: --arch resnet18,mobilenet_v2_0.35  --sizes 224,128  --batch 16  --iters 3
  *          --torch-threads N  --no-torch
- * PyTorch keeps its own thread default unless --torch-threads is given (Debian's build picks 1 here,
- * which matches TF.js wasm's single thread in Node; with 2 threads on a machine shared with other
- * jobs, oneDNN's thread barriers made its figures swing 10x between runs).
+ * PyTorch runs as many intra-op threads as the wasm backend (one per CPU up to 4 by default;
+ * FINETUNE_WASM_THREADS=1 gives the steadiest single-thread comparison: with 2 threads on a
+ * machine shared with other jobs, oneDNN's thread barriers made its figures swing 10x between
+ * runs), or --torch-threads N.
  * ResNets run with random weights (speed does not depend on the values). MobileNets need their
  * model.json, so they run when found locally (../shared/weights, FINETUNE_WEIGHTS_DIR or the cache)
  * and are reported as skipped otherwise; nothing is downloaded.
@@ -19,13 +20,12 @@ import os from 'node:os';
 import { describeBackend, selectBackend } from '../../src-main/engine/backend.js';
 import type { ArchId } from '../../src-main/engine/models/catalogue.js';
 import { createModel, type FinetuneModel } from '../../src-main/engine/models/create-model.js';
-import { arg, localWeights, PYTHON, TorchReference } from './support.js';
+import { arg, localWeights, PYTHON, TorchReference, torchThreadsToMatch } from './support.js';
 
 const ARCH_LIST = arg('arch', 'resnet18,resnet34,resnet50,mobilenet_v2_0.35,mobilenet_v1_0.25').split(',') as ArchId[];
 const SIZES = arg('sizes', '224,128').split(',').map(Number);
 const BATCH = Number(arg('batch', '16'));
 const ITERS = Number(arg('iters', '3'));
-const TORCH_THREADS = process.argv.includes('--torch-threads') ? Number(arg('torch-threads', '0')) : null;
 const NUM_CLASSES = 37;
 
 interface Row {
@@ -60,9 +60,9 @@ function fmt(v: number | undefined): string {
 async function main(): Promise<void> {
   const backend = await selectBackend();
   console.log(describeBackend(backend));
-  const tfThreads = backend.name === 'wasm' ? (backend.threads ? 'multi-threaded' : '1 thread') : 'its own thread pool';
+  const tfThreads = backend.name === 'wasm' ? `${(await import('@tensorflow/tfjs-backend-wasm')).getThreadsCount()} thread(s)` : 'its own thread pool';
   const useTorch = !process.argv.includes('--no-torch') && TorchReference.available();
-  const torch = useTorch ? await TorchReference.start(TORCH_THREADS) : undefined;
+  const torch = useTorch ? await TorchReference.start(await torchThreadsToMatch(backend.name)) : undefined;
   console.log(`${os.availableParallelism()} CPU cores; TF.js ${backend.name}: ${tfThreads}; ${torch ? torch.banner : 'no PyTorch'}`);
   console.log(`batch ${BATCH}, median of ${ITERS} batches after one warm-up; model = body + fastai head (${NUM_CLASSES} classes), eval mode\n`);
 

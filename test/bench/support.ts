@@ -19,6 +19,18 @@ export const PYTHON = '/usr/bin/python3';
 
 export type TorchMode = 'forward' | 'train' | 'train_frozen';
 
+/**
+ * PyTorch's intra-op threads for a fair ratio: `--torch-threads N` if given, else as many as the
+ * wasm backend runs (its default is one per CPU up to 4; FINETUNE_WASM_THREADS changes it); for
+ * other backends PyTorch keeps its own default.
+ */
+export async function torchThreadsToMatch(backendName: string): Promise<number | null> {
+  if (process.argv.includes('--torch-threads')) return Number(arg('torch-threads', '0'));
+  if (backendName !== 'wasm') return null;
+  const wasm = await import('@tensorflow/tfjs-backend-wasm');
+  return wasm.getThreadsCount();
+}
+
 export function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;

@@ -8,6 +8,8 @@
  *
  * Options: --arch resnet18,mobilenet_v2_0.35  --sizes 224,128  --batch 16  --iters 3
  *          --torch-threads N  --no-torch  --no-frozen
+ * PyTorch runs as many intra-op threads as the wasm backend (FINETUNE_WASM_THREADS=1 for the
+ * steadiest comparison), or --torch-threads N.
  */
 import * as tf from '@tensorflow/tfjs';
 import os from 'node:os';
@@ -18,13 +20,12 @@ import type { ArchId } from '../../src-main/engine/models/catalogue.js';
 import { createModel } from '../../src-main/engine/models/create-model.js';
 import { imageNetwork, Learner, type BatchSource } from '../../src-main/engine/train/learner.js';
 import { defaultMicroBatch } from '../../src-main/engine/train/run-training.js';
-import { arg, localWeights, PYTHON, TorchReference, type TorchMode } from './support.js';
+import { arg, localWeights, PYTHON, TorchReference, torchThreadsToMatch, type TorchMode } from './support.js';
 
 const ARCH_LIST = arg('arch', 'resnet18,resnet34,mobilenet_v2_0.35,mobilenet_v1_0.25').split(',') as ArchId[];
 const SIZES = arg('sizes', '224,128').split(',').map(Number);
 const BATCH = Number(arg('batch', '16'));
 const ITERS = Number(arg('iters', '3'));
-const TORCH_THREADS = process.argv.includes('--torch-threads') ? Number(arg('torch-threads', '0')) : null;
 const NUM_CLASSES = 37;
 
 /** Random images and labels, the same every epoch: speed does not depend on the pixels. */
@@ -87,7 +88,7 @@ async function main(): Promise<void> {
   const backend = await selectBackend();
   console.log(describeBackend(backend));
   const useTorch = !process.argv.includes('--no-torch') && TorchReference.available();
-  const torch = useTorch ? await TorchReference.start(TORCH_THREADS) : undefined;
+  const torch = useTorch ? await TorchReference.start(await torchThreadsToMatch(backend.name)) : undefined;
   const modes: TorchMode[] = process.argv.includes('--no-frozen') ? ['train'] : ['train', 'train_frozen'];
   console.log(`${os.availableParallelism()} CPU cores; ${torch ? torch.banner : 'no PyTorch'}`);
   console.log(`batch ${BATCH}, median of ${ITERS} steps after one warm-up; step = forward (train mode) + cross-entropy + backward + Adam\n`);

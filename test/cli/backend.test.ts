@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import os from 'node:os';
+import { wasmThreadsSetting } from '../../src-main/engine/backend.js';
 import { runCli } from '../helpers/cli.js';
 
 // Each run is a fresh process: TF.js can hold one active backend per process.
@@ -30,5 +32,19 @@ describe('compute backend selection', () => {
     const r = await runCli(['backend'], { FINETUNE_BACKEND: 'tpu' });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /Unknown backend "tpu"\. Use one of: node-gpu, node, wasm, cpu\./);
+  });
+
+  test('wasm threads: one per CPU (at most 4) in Node, 1 inside Electron, FINETUNE_WASM_THREADS wins', async () => {
+    const node = { node: '20.0.0' } as NodeJS.ProcessVersions;
+    const electron = { node: '20.0.0', electron: '33.0.0' } as NodeJS.ProcessVersions;
+    assert.equal(wasmThreadsSetting({}, node).threads, Math.min(os.availableParallelism(), 4));
+    assert.equal(wasmThreadsSetting({}, electron).threads, 1);
+    assert.match(wasmThreadsSetting({}, electron).why, /Electron/);
+    assert.equal(wasmThreadsSetting({ FINETUNE_WASM_THREADS: '3' }, electron).threads, 3);
+    assert.throws(() => wasmThreadsSetting({ FINETUNE_WASM_THREADS: 'two' }, node), /FINETUNE_WASM_THREADS must be a whole number from 1 to 64; got "two"/);
+    const r = await runCli(['backend', '--backend', 'wasm'], { FINETUNE_BACKEND: '', FINETUNE_WASM_THREADS: '' });
+    assert.equal(r.code, 0, r.stderr);
+    const n = Math.min(os.availableParallelism(), 4);
+    assert.match(r.stdout, new RegExp(`WebAssembly with SIMD on, ${n} threads? \\(the default: one per CPU, at most 4\\)`));
   });
 });
