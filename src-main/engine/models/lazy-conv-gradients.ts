@@ -15,6 +15,7 @@
  * fused kernel.
  */
 import * as tf from '@tensorflow/tfjs';
+import { overrideTrainingCall } from './training-call.js';
 
 /** The fields of tfjs-layers' Conv2D that `call` reads (protected in its typings). */
 interface Conv2DInternals {
@@ -44,12 +45,7 @@ export function useLazyConvGradients(layers: Iterable<tf.layers.Layer>): number 
     if (layer.getClassName() !== 'Conv2D') continue;
     const conv = layer as unknown as Conv2DInternals & tf.layers.Layer;
     if (conv.dataFormat !== 'channelsLast' || !['same', 'valid'].includes(conv.padding)) continue;
-    const fusedCall = layer.call.bind(layer);
-    layer.call = (inputs, kwargs) => {
-      if (kwargs?.training !== true) return fusedCall(inputs, kwargs);
-      const x = Array.isArray(inputs) ? inputs[0] : inputs;
-      return trainingCall(conv, x as tf.Tensor4D);
-    };
+    overrideTrainingCall(layer, (x) => trainingCall(conv, x as tf.Tensor4D));
     patched++;
   }
   return patched;

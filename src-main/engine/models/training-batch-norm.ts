@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { batchNormTraining, canBatchNormTrain } from '../wasm-kernels/batch-norm-training.js';
+import { overrideTrainingCall } from './training-call.js';
 
 /** The fields of tfjs-layers' BatchNormalization that `call` reads (protected in its typings). */
 interface BatchNormInternals {
@@ -27,23 +28,22 @@ function movingAverage(variable: tf.LayerVariable, value: tf.Tensor, momentum: n
   });
 }
 
+/** Switches the BatchNormalization layers of `layers` to the fused training op (wasm only). */
 export function useFastBatchNormTraining(layers: Iterable<tf.layers.Layer>): number {
   let patched = 0;
   for (const layer of layers) {
     if (layer.getClassName() !== 'BatchNormalization') continue;
     const bn = layer as unknown as BatchNormInternals & tf.layers.Layer;
-    const kerasCall = layer.call.bind(layer);
-    layer.call = (inputs, kwargs) => {
-      const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor;
+    overrideTrainingCall(layer, (x) => {
       const lastAxis = bn.axis === -1 || bn.axis === x.rank - 1;
-      if (kwargs?.training !== true || !lastAxis || !bn.gamma || !bn.beta || !canBatchNormTrain(x)) return kerasCall(inputs, kwargs);
+      if (!lastAxis || !bn.gamma || !bn.beta || !canBatchNormTrain(x)) return null;
       return tf.tidy(() => {
         const { y, mean, variance } = batchNormTraining(x, bn.gamma!.read(), bn.beta!.read(), bn.epsilon);
         movingAverage(bn.movingMean, mean, bn.momentum);
         movingAverage(bn.movingVariance, variance, bn.momentum);
         return y;
       });
-    };
+    });
     patched++;
   }
   return patched;
