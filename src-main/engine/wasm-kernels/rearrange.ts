@@ -102,3 +102,30 @@ export function depthToSpaceCrop(
   }
   return out;
 }
+
+/**
+ * dst[n, y0 + i*sh, x0 + j*sw] = src[n, i, j] for every pixel of src (which must land inside dst);
+ * the other pixels of dst are left as they are. Interleaves the output phases of a strided
+ * input gradient: one memmove per pixel (a run of pixels when sw = 1).
+ */
+export function scatterStrided(s: Scratch, src: Info, dst: Info, y0: number, x0: number, sh: number, sw: number): void {
+  const [n, h, w, c] = src.shape as Shape4;
+  const [dn, dh, dw, dc] = dst.shape as Shape4;
+  if (dn !== n || dc !== c || y0 < 0 || x0 < 0 || y0 + (h - 1) * sh >= dh || x0 + (w - 1) * sw >= dw) {
+    throw new Error(`scatterStrided: [${src.shape}] at (${y0}, ${x0}) step (${sh}, ${sw}) outside [${dst.shape}]`);
+  }
+  const { heap, offset } = heapOffset(s.backend, src);
+  const out = heapOffset(s.backend, dst).offset;
+  let from = offset;
+  for (let b = 0; b < n; b++) {
+    for (let i = 0; i < h; i++) {
+      const row = out + ((b * dh + y0 + i * sh) * dw + x0) * c;
+      if (sw === 1) {
+        heap.copyWithin(row, from, from + w * c);
+        from += w * c;
+        continue;
+      }
+      for (let j = 0; j < w; j++, from += c) heap.copyWithin(row + j * sw * c, from, from + c);
+    }
+  }
+}
