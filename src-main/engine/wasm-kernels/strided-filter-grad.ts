@@ -291,3 +291,13 @@ export function directFilterGrad(tiles: Tiles, x: number, dy: number, acc: numbe
     }
   }
 }
+
+/**
+ * a^T b for a [rows, A] and b [rows, B] with a long reduction (rows) and B a multiple of 4, added
+ * into `acc` ([A, B], byte address): the same kernel as a 1x1 filter gradient over `rows` pixels.
+ * XNNPACK's GEMM streams such K-long operands from L2 per output tile and repacks b each call.
+ */
+export function outerProductSum(tiles: Tiles, a: number, b: number, acc: number, rows: number, aCols: number, bCols: number): void {
+  const g: DirectGeometry = { n: 1, h: rows, w: 1, ci: aCols, ho: rows, wo: 1, co: bCols, kh: 1, kw: 1, sh: 1, sw: 1, pt: 0, pl: 0 };
+  directFilterGrad(tiles, a, b, acc, g);
+}

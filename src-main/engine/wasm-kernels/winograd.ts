@@ -18,7 +18,8 @@
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { type Activation, AT, BT, G, getTransform, getTranspose, type Side, type TransformFn, transformsAvailable, transposeMatrix } from './winograd-transforms.js';
-import { crop4d, heapOffset, type Info, type Scratch, type Shape4 } from './wasm-ops.js';
+import { outerProductSum, stridedFilterGradTiles } from './strided-filter-grad.js';
+import { crop4d, heapF32, heapOffset, type Info, type Scratch, type Shape4 } from './wasm-ops.js';
 
 export type WinogradMode = 'off' | 'auto' | 'always';
 
@@ -76,7 +77,7 @@ export function useWinograd(backend: BackendWasm, shape: WinogradShape, use: Win
 }
 
 /** Calls taken through Winograd (tests check which path ran). */
-export const winogradStats = { forward: 0, filterGrad: 0, transposedGemm: 0 };
+export const winogradStats = { forward: 0, filterGrad: 0, transposedGemm: 0, outerProductFilterGrad: 0 };
 
 const POSITIONS = 36;
 
@@ -302,11 +303,27 @@ export function winogradFilterGrad(s: Scratch, x: Info, dy: Info, top: number, l
     }
   }
   if (dyPad !== dy) s.release(dyPad);
+  // dU[p] = V[p]^T dM[p] reduces over the tiles. With many tiles per input channel XNNPACK's GEMM
+  // (after a transpose of V[p]) streams the long operands from L2 per output tile: the direct
+  // outer-product kernel reads them in place instead. Batch 16, 1 thread, whole dW: 56x56x64
+  // (49 tiles per channel) 63 -> 36 ms, 28x28x128 (6) 33 -> 29; 14x14x256 (1) 34 -> 36 and
+  // 7x7x512 32 -> 39 lose.
+  const tiles = t.tiles >= 4 * ci ? stridedFilterGradTiles(s.backend) : null;
+  if (tiles) winogradStats.outerProductFilterGrad++;
   const du = v.map((vp, p) => {
-    const vT = transposeLast2(s, vp);
-    s.release(vp);
-    const dup = gemm(s, vT, dm[p]);
-    s.release(vT);
+    let dup: Info;
+    if (tiles) {
+      dup = s.alloc([ci, co]);
+      const view = heapF32(s.backend, dup);
+      view.fill(0);
+      outerProductSum(tiles, byteAddress(s, vp), byteAddress(s, dm[p]), view.byteOffset, t.tiles, ci, co);
+      s.release(vp);
+    } else {
+      const vT = transposeLast2(s, vp);
+      s.release(vp);
+      dup = gemm(s, vT, dm[p]);
+      s.release(vT);
+    }
     s.release(dm[p]);
     return dup;
   });
