@@ -28,7 +28,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { convAxes, filterGradPads } from './conv-geometry.js';
 import { useWinograd, winogradFilterGrad } from './winograd.js';
-import { convAnyPad, heapF32, heapOffset, type Info, type Scratch, type Shape4, withScratch } from './wasm-ops.js';
+import { convAnyPad, heapF32, heapOffset, type Info, type Scratch, type Shape4, withScratch, xnnpackThreads } from './wasm-ops.js';
 import { type DirectGeometry, directFilterGrad, stridedFilterGradTiles, type Tiles } from './strided-filter-grad.js';
 
 /** Benchmark / test hook: 'auto' (the shape rule), 'old' (never the direct kernel), 'new' (always where it can). */
@@ -143,19 +143,8 @@ function useDirect(g: DirectGeometry, backend: BackendWasm, pointwiseApplies: bo
   if (g.sh !== 2 || g.sw !== 2) return false;
   const pixels = g.n * g.ho * g.wo;
   if (g.kh === 1 && g.kw === 1) return !pointwiseApplies || pixels >= 8192;
-  if (threadsOf(backend) === 1) return true;
+  if (xnnpackThreads(backend) === 1) return true;
   return g.ci <= 4 || pixels * g.co * 4 >= 2 * 1024 * 1024;
-}
-
-const threadCounts = new WeakMap<BackendWasm, number>();
-function threadsOf(backend: BackendWasm): number {
-  let n = threadCounts.get(backend);
-  if (n === undefined) {
-    const tfjs = (backend.wasm as unknown as { tfjs?: { getThreadsCount?: () => number } }).tfjs;
-    n = tfjs?.getThreadsCount?.() ?? 1;
-    threadCounts.set(backend, n);
-  }
-  return n;
 }
 
 function direct(s: Scratch, tiles: Tiles, x: Info, dy: Info, g: DirectGeometry): Info {

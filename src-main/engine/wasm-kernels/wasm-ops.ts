@@ -183,3 +183,19 @@ export function convAnyPad(
     ? s.conv2d(input, filter, strides, dilations, p)
     : s.depthwiseConv2d(input, filter, strides, dilations, p);
 }
+
+const threadCounts = new WeakMap<BackendWasm, number>();
+
+/**
+ * XNNPACK's thread count on this backend. Our own SIMD kernels run on the calling thread only, so
+ * shape rules that compare them with XNNPACK paths depend on it.
+ */
+export function xnnpackThreads(backend: BackendWasm): number {
+  let n = threadCounts.get(backend);
+  if (n === undefined) {
+    const tfjs = (backend.wasm as unknown as { tfjs?: { getThreadsCount?: () => number } }).tfjs;
+    n = tfjs?.getThreadsCount?.() ?? 1;
+    threadCounts.set(backend, n);
+  }
+  return n;
+}

@@ -19,7 +19,7 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { type Activation, AT, BT, G, getTransform, getTranspose, type Side, type TransformFn, transformsAvailable, transposeMatrix } from './winograd-transforms.js';
 import { outerProductSum, stridedFilterGradTiles } from './strided-filter-grad.js';
-import { crop4d, heapF32, heapOffset, type Info, type Scratch, type Shape4 } from './wasm-ops.js';
+import { crop4d, heapF32, heapOffset, type Info, type Scratch, type Shape4, xnnpackThreads } from './wasm-ops.js';
 
 export type WinogradMode = 'off' | 'auto' | 'always';
 
@@ -305,10 +305,12 @@ export function winogradFilterGrad(s: Scratch, x: Info, dy: Info, top: number, l
   if (dyPad !== dy) s.release(dyPad);
   // dU[p] = V[p]^T dM[p] reduces over the tiles. With many tiles per input channel XNNPACK's GEMM
   // (after a transpose of V[p]) streams the long operands from L2 per output tile: the direct
-  // outer-product kernel reads them in place instead. Batch 16, 1 thread, whole dW: 56x56x64
+  // outer-product kernel reads them in place instead. Batch 16, whole dW, 1 thread: 56x56x64
   // (49 tiles per channel) 63 -> 36 ms, 28x28x128 (6) 33 -> 29; 14x14x256 (1) 34 -> 36 and
-  // 7x7x512 32 -> 39 lose.
-  const tiles = t.tiles >= 4 * ci ? stridedFilterGradTiles(s.backend) : null;
+  // 7x7x512 32 -> 39 lose. With 2 XNNPACK threads (the direct kernel runs on one): 56x56x64
+  // 54 -> 35 ms, 28x28x128 24 -> 30 (loses).
+  const minTilesPerChannel = xnnpackThreads(s.backend) > 1 ? 16 : 4;
+  const tiles = t.tiles >= minTilesPerChannel * ci ? stridedFilterGradTiles(s.backend) : null;
   if (tiles) winogradStats.outerProductFilterGrad++;
   const du = v.map((vp, p) => {
     let dup: Info;
