@@ -11,22 +11,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { simdKernels } from './simd-kernels.js';
+import { type AdamHyper, simdKernels } from './simd-kernels.js';
 import { heapOffset, type Info } from './wasm-ops.js';
 
 export const ADAM_STEP = 'FinetuneAdamStep';
 
-export interface AdamStepAttrs {
-  /** 1 - lr*wd (decoupled weight decay), or 1. */
-  decay: number;
-  mom: number;
-  sqrMom: number;
-  eps: number;
-  /** 1 - sqrMom^step. */
-  debias2: number;
-  /** lr / (1 - mom^step). */
-  stepSize: number;
-}
+/** The update's scalars: decay = 1 - lr*wd (or 1), debias2 = 1 - sqrMom^step, stepSize = lr / (1 - mom^step). */
+export type AdamStepAttrs = AdamHyper;
 
 function adamStep(args: { inputs: { param: Info; grad: Info; avg: Info; sqr: Info }; backend: BackendWasm; attrs: AdamStepAttrs }): Info[] {
   const { inputs, backend, attrs } = args;

@@ -9,6 +9,7 @@
  * (or fall back to stock kernels). Addresses and sizes are in bytes.
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { exportsOnBackend, type WasmExports } from './backend-module.js';
 import { encodeModule, forLoop, type FunctionDef, op } from './wasm-asm.js';
 
 const at = (base: number, offset: number) => [...op.get(base), ...op.get(offset), ...op.i32Add];
@@ -284,63 +285,30 @@ const FUNCTIONS = (): FunctionDef[] => [
   maxPoolGrad(),
 ];
 
-type Exports = Record<string, (...args: number[]) => void>;
-
-// The project compiles without the DOM lib, where the WebAssembly namespace is declared; this is
-// the part of it used here.
-interface WasmMemory {
-  readonly buffer: ArrayBufferLike;
-}
-interface WasmApi {
-  Memory: abstract new (...args: never[]) => WasmMemory;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: unknown };
-  validate(bytes: Uint8Array): boolean;
-}
-const Wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
-
-const instances = new WeakMap<WasmMemory, SimdKernels | null>();
-
-/** The backend's WebAssembly.Memory (where the Emscripten glue keeps it in each build). */
-function backendMemory(backend: BackendWasm): WasmMemory | undefined {
-  const m = backend.wasm as unknown as { asm?: { memory?: unknown }; wasmMemory?: unknown; HEAPU8: Uint8Array };
-  for (const candidate of [m.asm?.memory, m.wasmMemory]) {
-    if (candidate instanceof Wasm.Memory && candidate.buffer === m.HEAPU8.buffer) return candidate;
-  }
-  return undefined;
-}
+const wrappers = new WeakMap<WasmExports, SimdKernels>();
 
 /**
  * The SIMD kernels bound to this backend's heap, or null where they cannot run (no wasm SIMD,
  * memory not reachable): callers then use their stock-kernel path.
  */
 export function simdKernels(backend: BackendWasm): SimdKernels | null {
-  const memory = backendMemory(backend);
-  if (!memory) return null;
-  if (instances.has(memory)) return instances.get(memory)!;
-  let kernels: SimdKernels | null = null;
-  try {
-    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-    const bytes = encodeModule(FUNCTIONS(), { shared });
-    if (Wasm.validate(bytes)) {
-      const instance = new Wasm.Instance(new Wasm.Module(bytes), { env: { memory } });
-      const e = instance.exports as Exports;
-      kernels = {
-        maskGrad: (x, dy, out, bytes, lo, hi, strictLow) => (strictLow ? e.mask_grad_gt : e.mask_grad_ge)(x, dy, out, bytes, lo, hi),
-        batchNormSums: (x, dy, mean, s1, s2, total, row) => e.bn_sums(x, dy, mean, s1, s2, total, row),
-        batchNormForward: (x, mean, k, offset, out, total, row) => e.bn_forward(x, mean, k, offset, out, total, row),
-        batchNormBackward: (x, dy, mean, a, b, d, out, total, row) => e.bn_backward(x, dy, mean, a, b, d, out, total, row),
-        adamStep: (p, g, avg, sqr, oP, oA, oS, bytes, h) => e.adam_step(p, g, avg, sqr, oP, oA, oS, bytes, h.decay, h.mom, h.sqrMom, h.eps, h.debias2, h.stepSize),
-        depthwiseFilterGrad: (x, dy, acc, g) =>
-          e.dw_filter_grad(x, dy, acc, g.h, g.w, g.ho, g.wo, g.channelBytes, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl),
-        maxPoolGrad: (x, dy, dx, g) =>
-          e.max_pool_grad(x, dy, dx, g.h, g.w, g.ho, g.wo, g.channelBytes, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl),
-      };
-    }
-  } catch {
-    kernels = null; // e.g. a runtime without wasm SIMD
+  const e = exportsOnBackend(backend, 'simd-kernels', FUNCTIONS);
+  if (!e) return null;
+  let kernels = wrappers.get(e);
+  if (!kernels) {
+    kernels = {
+      maskGrad: (x, dy, out, bytes, lo, hi, strictLow) => (strictLow ? e.mask_grad_gt : e.mask_grad_ge)(x, dy, out, bytes, lo, hi),
+      batchNormSums: (x, dy, mean, s1, s2, total, row) => e.bn_sums(x, dy, mean, s1, s2, total, row),
+      batchNormForward: (x, mean, k, offset, out, total, row) => e.bn_forward(x, mean, k, offset, out, total, row),
+      batchNormBackward: (x, dy, mean, a, b, d, out, total, row) => e.bn_backward(x, dy, mean, a, b, d, out, total, row),
+      adamStep: (p, g, avg, sqr, oP, oA, oS, bytes, h) => e.adam_step(p, g, avg, sqr, oP, oA, oS, bytes, h.decay, h.mom, h.sqrMom, h.eps, h.debias2, h.stepSize),
+      depthwiseFilterGrad: (x, dy, acc, g) =>
+        e.dw_filter_grad(x, dy, acc, g.h, g.w, g.ho, g.wo, g.channelBytes, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl),
+      maxPoolGrad: (x, dy, dx, g) =>
+        e.max_pool_grad(x, dy, dx, g.h, g.w, g.ho, g.wo, g.channelBytes, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl),
+    };
+    wrappers.set(e, kernels);
   }
-  instances.set(memory, kernels);
   return kernels;
 }
 

@@ -20,6 +20,7 @@
  * whole packed dy band from L3 once per 4 filter rows; here dy is read in place from L1/L2.
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { exportsOnBackend, type WasmExports } from './backend-module.js';
 import { encodeModule, type FunctionDef, op, uleb } from './wasm-asm.js';
 
 /** v128.load32_splat (not in wasm-asm's table): one float broadcast to 4 lanes. */
@@ -136,46 +137,17 @@ function functions(): FunctionDef[] {
   return defs;
 }
 
-// The project compiles without the DOM lib, where the WebAssembly namespace is declared; this is
-// the part of it used here.
-interface WasmMemory {
-  readonly buffer: ArrayBufferLike;
-}
-interface WasmApi {
-  Memory: abstract new (...args: never[]) => WasmMemory;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: unknown };
-  validate(bytes: Uint8Array): boolean;
-}
-const Wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
-
-function backendMemory(backend: BackendWasm): WasmMemory | undefined {
-  const m = backend.wasm as unknown as { asm?: { memory?: unknown }; wasmMemory?: unknown; HEAPU8: Uint8Array };
-  for (const candidate of [m.asm?.memory, m.wasmMemory]) {
-    if (candidate instanceof Wasm.Memory && candidate.buffer === m.HEAPU8.buffer) return candidate;
-  }
-  return undefined;
-}
-
-const instances = new WeakMap<WasmMemory, Tiles | null>();
+const tileTables = new WeakMap<WasmExports, Tiles>();
 
 /** The tile kernels bound to this backend's heap, or null where they cannot run. */
 export function stridedFilterGradTiles(backend: BackendWasm): Tiles | null {
-  const memory = backendMemory(backend);
-  if (!memory) return null;
-  if (instances.has(memory)) return instances.get(memory)!;
-  let tiles: Tiles | null = null;
-  try {
-    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-    const bytes = encodeModule(functions(), { shared });
-    if (Wasm.validate(bytes)) {
-      const e = new Wasm.Instance(new Wasm.Module(bytes), { env: { memory } }).exports as Record<string, TileFn>;
-      tiles = Array.from({ length: MAX_R }, (_, r) => Array.from({ length: MAX_V }, (_, v) => e[`tile_${r + 1}_${v + 1}`]));
-    }
-  } catch {
-    tiles = null; // e.g. a runtime without wasm SIMD
+  const e = exportsOnBackend(backend, 'strided-filter-grad', functions);
+  if (!e) return null;
+  let tiles = tileTables.get(e);
+  if (!tiles) {
+    tiles = Array.from({ length: MAX_R }, (_, r) => Array.from({ length: MAX_V }, (_, v) => e[`tile_${r + 1}_${v + 1}`] as unknown as TileFn));
+    tileTables.set(e, tiles);
   }
-  instances.set(memory, tiles);
   return tiles;
 }
 

@@ -10,6 +10,7 @@
  * 4 channels per instruction; channel runs must be multiples of 4 floats.
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { exportsOnBackend } from './backend-module.js';
 import { encodeModule, forLoop, type FunctionDef, op } from './wasm-asm.js';
 
 /** F(4,3) matrices (Lavin & Gray 2015): y = A^T [(G g G^T) * (B^T d B)] A. */
@@ -184,28 +185,6 @@ export type TransposeFn = (src: number, dst: number, rows: number, cols: number,
 
 // --- instantiation on the backend's memory (as simd-kernels.ts) ------------------------------
 
-interface WasmMemory {
-  readonly buffer: ArrayBufferLike;
-}
-interface WasmApi {
-  Memory: abstract new (...args: never[]) => WasmMemory;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: unknown };
-  validate(bytes: Uint8Array): boolean;
-}
-const Wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
-
-function backendMemory(backend: BackendWasm): WasmMemory | undefined {
-  const m = backend.wasm as unknown as { asm?: { memory?: unknown }; wasmMemory?: unknown; HEAPU8: Uint8Array };
-  for (const candidate of [m.asm?.memory, m.wasmMemory]) {
-    if (candidate instanceof Wasm.Memory && candidate.buffer === m.HEAPU8.buffer) return candidate;
-  }
-  return undefined;
-}
-
-/** Compiled transforms per memory and spec (a handful of shapes per network). */
-const cache = new WeakMap<WasmMemory, Map<string, TransformFn | TransposeFn | null>>();
-
 /** Whether SIMD transforms can run on this backend at all. */
 export function transformsAvailable(backend: BackendWasm): boolean {
   return getTransform(backend, { L: [[1]], input: { kind: 'table' }, output: { kind: 'table' } }) !== null;
@@ -219,26 +198,10 @@ export function getTranspose(backend: BackendWasm): TransposeFn | null {
   return instantiate(backend, 'transpose', transposeFunction);
 }
 
+/** One generated function per key, instantiated on the backend's heap (see backend-module.ts). */
 function instantiate<F>(backend: BackendWasm, key: string, make: () => FunctionDef): F | null {
-  const memory = backendMemory(backend);
-  if (!memory) return null;
-  let perMemory = cache.get(memory);
-  if (!perMemory) cache.set(memory, (perMemory = new Map()));
-  if (perMemory.has(key)) return perMemory.get(key) as F | null;
-  let fn: F | null = null;
-  try {
-    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-    const def = make();
-    const bytes = encodeModule([def], { shared });
-    if (Wasm.validate(bytes)) {
-      const instance = new Wasm.Instance(new Wasm.Module(bytes), { env: { memory } });
-      fn = (instance.exports as Record<string, F>)[def.name];
-    }
-  } catch {
-    fn = null; // no wasm SIMD here
-  }
-  perMemory.set(key, fn as TransformFn | TransposeFn | null);
-  return fn;
+  const e = exportsOnBackend(backend, `winograd ${key}`, () => [{ ...make(), name: 'main' }]);
+  return e ? (e.main as unknown as F) : null;
 }
 
 export function transformModuleBytes(spec: TransformSpec, shared = false): Uint8Array {
