@@ -1,6 +1,6 @@
 /**
  * The stock wasm kernels we replace for speed or memory (Tile, Sum, Mean, MaxPoolGrad, Slice,
- * Identity, Cast, BatchMatMul) must keep their exact semantics: checked against `cpu`, including the cases
+ * Identity, Cast, BatchMatMul, PadV2) must keep their exact semantics: checked against `cpu`, including the cases
  * that fall back to the stock kernel and the ones that share memory instead of copying.
  */
 import assert from 'node:assert/strict';
@@ -183,4 +183,25 @@ test('BatchMatMul matches cpu with every transpose flag, batched (stock) and not
     const [dx, dw] = tf.grads((xx: tf.Tensor, ww: tf.Tensor) => tf.matMul(xx, ww).square().sum())([x, w]);
     return tf.concat([dx.flatten(), dw.flatten()]);
   }, 1e-5);
+});
+
+test('PadV2 matches cpu: spatial zero padding (fast path) and every other case (stock)', () => {
+  const shape = [2, 5, 3, 4];
+  const v = data(shape, 77);
+  const cases: [number, number][][] = [
+    [[0, 0], [1, 1], [1, 1], [0, 0]], // ZeroPadding2D(1)
+    [[0, 0], [3, 2], [0, 4], [0, 0]], // asymmetric, one side zero
+    [[0, 0], [0, 0], [0, 0], [0, 0]], // nothing to pad (stock)
+    [[1, 0], [1, 1], [0, 0], [0, 2]], // batch and channel axes (stock)
+  ];
+  for (const paddings of cases) {
+    assertMatchesCpu(`pad ${JSON.stringify(paddings)}`, () => tf.pad(tf.tensor(v, shape), paddings), 0);
+  }
+  assertMatchesCpu('pad with a constant (stock)', () => tf.pad(tf.tensor(v, shape), cases[0], 2.5), 0);
+  assertMatchesCpu('pad rank 2 (stock)', () => tf.pad(tf.tensor(v.slice(0, 12), [3, 4]), [[1, 1], [2, 0]]), 0);
+  // The layer that produces it, and its gradient (Slice).
+  assertMatchesCpu('zeroPadding2d and its gradient', () => {
+    const layer = tf.layers.zeroPadding2d({ padding: [[1, 2], [0, 1]] });
+    return tf.grad((t: tf.Tensor) => (layer.apply(t) as tf.Tensor).square().sum())(tf.tensor(v, shape));
+  }, 0);
 });

@@ -14,6 +14,7 @@ import { batchNormTrainingKernels } from './batch-norm-training.js';
 import { fusedGradKernels, installWasmGradients } from './fused-grads.js';
 import { castConfig, identityConfig } from './identity.js';
 import { maxPoolGradConfig } from './max-pool-grad.js';
+import { padV2Config } from './pad.js';
 import { meanConfig, sumConfig } from './reduce.js';
 import { sliceConfig } from './slice.js';
 import { tileConfig } from './tile.js';
@@ -32,6 +33,7 @@ export const WASM_TRAINING_KERNELS: readonly tf.KernelConfig[] = [
   meanConfig,
   maxPoolGradConfig,
   sliceConfig,
+  padV2Config,
   identityConfig,
   castConfig,
   batchNormConfig,

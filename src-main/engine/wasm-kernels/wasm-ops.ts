@@ -149,6 +149,40 @@ export function crop4d(s: Scratch, x: Info, top: number, left: number, h: number
   return out;
 }
 
+/**
+ * out[n, y, x] = x[n, y - top, x - left] where that is inside x, else 0: [N, outH, outW, C].
+ * `top` / `left` may be negative (rows cropped off).
+ */
+export function padSpatial(s: Scratch, x: Info, top: number, left: number, outH: number, outW: number): Info {
+  const [n, h, w, c] = x.shape as Shape4;
+  if (top === 0 && left === 0 && outH === h && outW === w) return x;
+  const out = s.alloc([n, outH, outW, c]);
+  const { heap, offset: src } = heapOffset(s.backend, x);
+  const dst = heapOffset(s.backend, out).offset;
+  const x0 = Math.max(0, left);
+  const x1 = Math.min(outW, w + left);
+  const y0 = Math.max(0, top);
+  const y1 = Math.min(outH, h + top);
+  const row = outW * c;
+  for (let b = 0; b < n; b++) {
+    const image = dst + b * outH * row;
+    if (x1 <= x0 || y1 <= y0) {
+      heap.fill(0, image, image + outH * row);
+      continue;
+    }
+    heap.fill(0, image, image + y0 * row);
+    heap.fill(0, image + y1 * row, image + outH * row);
+    for (let y = y0; y < y1; y++) {
+      const o = image + y * row;
+      heap.fill(0, o, o + x0 * c);
+      heap.fill(0, o + x1 * c, o + row);
+      const i = src + ((b * h + y - top) * w + (x0 - left)) * c;
+      heap.copyWithin(o + x0 * c, i, i + (x1 - x0) * c);
+    }
+  }
+  return out;
+}
+
 export function explicitPads(top: number, bottom: number, left: number, right: number): Pads2 {
   return [[0, 0], [top, bottom], [left, right], [0, 0]];
 }

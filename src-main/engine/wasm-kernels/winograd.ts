@@ -19,7 +19,7 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { type Activation, AT, BT, G, getTransform, getTranspose, type Side, type TransformFn, transformsAvailable, transposeMatrix } from './winograd-transforms.js';
 import { outerProductSum, stridedFilterGradTiles } from './strided-filter-grad.js';
-import { crop4d, heapF32, heapOffset, type Info, type Scratch, type Shape4, xnnpackThreads } from './wasm-ops.js';
+import { crop4d, heapF32, heapOffset, type Info, padSpatial, type Scratch, type Shape4, xnnpackThreads } from './wasm-ops.js';
 
 export type WinogradMode = 'off' | 'auto' | 'always';
 
@@ -99,39 +99,6 @@ function addressTable(s: Scratch, buffers: Info[]): number {
   return at;
 }
 
-/**
- * out[n, y, x] = x[n, y - top, x - left] where that is inside x, else 0: [N, outH, outW, C].
- * `top` / `left` may be negative (rows cropped off).
- */
-function padImage(s: Scratch, x: Info, top: number, left: number, outH: number, outW: number): Info {
-  const [n, h, w, c] = x.shape as Shape4;
-  if (top === 0 && left === 0 && outH === h && outW === w) return x;
-  const out = s.alloc([n, outH, outW, c]);
-  const { heap, offset: src } = heapOffset(s.backend, x);
-  const dst = heapOffset(s.backend, out).offset;
-  const x0 = Math.max(0, left);
-  const x1 = Math.min(outW, w + left);
-  const y0 = Math.max(0, top);
-  const y1 = Math.min(outH, h + top);
-  const row = outW * c;
-  for (let b = 0; b < n; b++) {
-    const image = dst + b * outH * row;
-    if (x1 <= x0 || y1 <= y0) {
-      heap.fill(0, image, image + outH * row);
-      continue;
-    }
-    heap.fill(0, image, image + y0 * row);
-    heap.fill(0, image + y1 * row, image + outH * row);
-    for (let y = y0; y < y1; y++) {
-      const o = image + y * row;
-      heap.fill(0, o, o + x0 * c);
-      heap.fill(0, o + x1 * c, o + row);
-      const i = src + ((b * h + y - top) * w + (x0 - left)) * c;
-      heap.copyWithin(o + x0 * c, i, i + (x1 - x0) * c);
-    }
-  }
-  return out;
-}
 
 interface Tiling {
   n: number;
@@ -154,7 +121,7 @@ function inputTransform(s: Scratch, x: Info, top: number, left: number, t: Tilin
   const c = x.shape[3];
   const hp = 4 * t.th + 2;
   const wp = 4 * t.tw + 2;
-  const padded = padImage(s, x, top, left, hp, wp);
+  const padded = padSpatial(s, x, top, left, hp, wp);
   const v = Array.from({ length: POSITIONS }, () => s.alloc([t.tiles, c]));
   const table = addressTable(s, v);
   const fn = transform(s.backend, BT, { kind: 'image', rowBytes: wp * c * 4, pixBytes: c * 4 }, { kind: 'table' });
@@ -292,7 +259,7 @@ export function winogradFilterGrad(s: Scratch, x: Info, dy: Info, top: number, l
   const wq = 4 * t.tw;
   const v = inputTransform(s, x, top, left, t);
   // dM[p] = (A dy_tile A^T)[p], dy zero-padded to whole tiles.
-  const dyPad = padImage(s, dy, 0, 0, hq, wq);
+  const dyPad = padSpatial(s, dy, 0, 0, hq, wq);
   const dm = Array.from({ length: POSITIONS }, () => s.alloc([t.tiles, co]));
   const table = addressTable(s, dm);
   const fn = transform(s.backend, transposeMatrix(AT), { kind: 'image', rowBytes: wq * co * 4, pixBytes: co * 4 }, { kind: 'table' });
