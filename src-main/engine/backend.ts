@@ -100,7 +100,10 @@ export function wasmThreadsSetting(env: NodeJS.ProcessEnv = process.env, version
   return { threads: Math.min(os.availableParallelism(), MAX_DEFAULT_THREADS), why: `the default: one per CPU, at most ${MAX_DEFAULT_THREADS}` };
 }
 
-/** More threads than this gain little: our own SIMD kernels (BatchNorm, Adam, Winograd transforms) run on one. */
+/**
+ * More threads than this gain little: XNNPACK's small GEMMs and our memory-bound kernels
+ * (BatchNorm, Adam, masks; they run on one thread) stop scaling. Unmeasured above 2 CPUs here.
+ */
 const MAX_DEFAULT_THREADS = 4;
 
 async function tryWasm(): Promise<BackendAttempt & { simd?: boolean; threads?: boolean }> {

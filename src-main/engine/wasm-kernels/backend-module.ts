@@ -1,14 +1,15 @@
 /**
  * Running our generated WebAssembly (wasm-asm.ts) on the tfjs wasm backend's own heap: a module
  * imports the backend's memory, so its functions read and write tensors in place. Instances are
- * cached per memory (one per backend) and per key.
+ * cached per memory (one per backend) and per key; the kernel pool's threads (kernel-pool.ts)
+ * instantiate the same modules on the same shared memory.
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { encodeModule, type FunctionDef } from './wasm-asm.js';
 
 // The project compiles without the DOM lib, where the WebAssembly namespace is declared; this is
 // the part of it used here.
-interface WasmMemory {
+export interface WasmMemory {
   readonly buffer: ArrayBufferLike;
 }
 interface WasmApi {
@@ -22,7 +23,7 @@ const Wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 export type WasmExports = Record<string, (...args: number[]) => number>;
 
 /** The backend's WebAssembly.Memory (where the Emscripten glue keeps it in each build). */
-function backendMemory(backend: BackendWasm): WasmMemory | undefined {
+export function backendMemory(backend: BackendWasm): WasmMemory | undefined {
   const m = backend.wasm as unknown as { asm?: { memory?: unknown }; wasmMemory?: unknown; HEAPU8: Uint8Array };
   for (const candidate of [m.asm?.memory, m.wasmMemory]) {
     if (candidate instanceof Wasm.Memory && candidate.buffer === m.HEAPU8.buffer) return candidate;
@@ -38,7 +39,11 @@ const instances = new WeakMap<WasmMemory, Map<string, WasmExports | null>>();
  */
 export function exportsOnBackend(backend: BackendWasm, key: string, functions: () => FunctionDef[]): WasmExports | null {
   const memory = backendMemory(backend);
-  if (!memory) return null;
+  return memory ? exportsOnMemory(memory, key, functions) : null;
+}
+
+/** As exportsOnBackend, for a memory at hand (a kernel-pool thread has no backend object). */
+export function exportsOnMemory(memory: WasmMemory, key: string, functions: () => FunctionDef[]): WasmExports | null {
   let perMemory = instances.get(memory);
   if (!perMemory) instances.set(memory, (perMemory = new Map()));
   if (perMemory.has(key)) return perMemory.get(key)!;
@@ -53,7 +58,7 @@ export function exportsOnBackend(backend: BackendWasm, key: string, functions: (
   return exports;
 }
 
-function isShared(memory: WasmMemory): boolean {
+export function isShared(memory: WasmMemory): boolean {
   return typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
 }
 

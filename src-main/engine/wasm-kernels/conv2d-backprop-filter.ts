@@ -29,7 +29,8 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { convAxes, filterGradPads } from './conv-geometry.js';
 import { useWinograd, winogradFilterGrad } from './winograd.js';
 import { convAnyPad, heapF32, heapOffset, type Info, type Scratch, type Shape4, withScratch, xnnpackThreads } from './wasm-ops.js';
-import { type DirectGeometry, directFilterGrad, stridedFilterGradTiles, type Tiles } from './strided-filter-grad.js';
+import { kernelThreads } from './kernel-pool.js';
+import { type DirectGeometry, pooledFilterGrad, stridedFilterGradTiles, type Tiles } from './strided-filter-grad.js';
 
 /** Benchmark / test hook: 'auto' (the shape rule), 'old' (never the direct kernel), 'new' (always where it can). */
 export const stridedFilterGradOptions: { mode: 'auto' | 'old' | 'new' } = { mode: 'auto' };
@@ -76,7 +77,7 @@ export function conv2dBackpropFilter(args: { inputs: { x: Info; dy: Info }; back
     return withScratch(backend, (s) => winogradFilterGrad(s, x, dy, ah.padBefore, aw.padBefore));
   }
   const g: DirectGeometry = { n, h, w, ci, ho, wo, co, kh, kw, sh: ah.stride, sw: aw.stride, pt: ah.padBefore, pl: aw.padBefore };
-  if (ah.dilation === 1 && aw.dilation === 1 && useDirect(g, backend, kh === 1 && kw === 1 && unpadded)) {
+  if (ah.dilation === 1 && aw.dilation === 1 && useDirect(g, backend)) {
     const tiles = stridedFilterGradTiles(backend);
     if (tiles) return withScratch(backend, (s) => direct(s, tiles, x, dy, g));
   }
@@ -126,25 +127,27 @@ export function conv2dBackpropFilter(args: { inputs: { x: Info; dy: Info }; back
 }
 
 /**
- * Where the direct SIMD kernel (strided-filter-grad.ts) replaces the XNNPACK paths: stride 2 with
- * Co a multiple of 4. Measured (ms, batch 16, 1 thread; old -> direct): ResNet stem 7x7 @224 218
- * -> 80, @128 94 -> 26; 3x3/s2 at 56/28/14 px 75/63/60 -> 43/43/46, at 32/16/8 px 25/22/21 ->
- * 13/14/15; 5x5/s2 Ci=32 9 -> 7; also at batch 1 and 4. The kernel runs on the calling thread
- * only: with XNNPACK threads (2 measured) the old path halves on the deep 3x3 layers (35, 13, 13
- * ms at 14/16/8 px) and wins there, so with threads the direct kernel is kept for Ci <= 4 (the
- * stem, still 3x faster) and for dy of 2 MiB or more (56/28/32 px: 44/40/12 vs 77/65/16 ms).
- * 1x1: the unpadded pointwise GEMM ties with it up to ~8k pixels and loses above (8.4 vs 4.9 ms
- * at 56 px), padded 1x1 would take the slow banded convolution.
+ * Where the direct SIMD kernel (strided-filter-grad.ts) replaces the XNNPACK paths (Co a multiple
+ * of 4):
+ * - 1x1, any stride: the pointwise GEMM transposes x and packs a fresh dy on every call, which
+ *   isolated benchmarks hide (XNNPACK caches the packing of a tensor it has seen) and training
+ *   steps pay. In a MobileNetV2-0.35 step (batch 16, 1 thread) the 35 filter gradients went
+ *   from 55 to 16 ms @128 and 173 to 43 ms @224.
+ * - stride 2. Measured (ms, batch 16, 1 thread; old -> direct): ResNet stem 7x7 @224 218 -> 80,
+ *   @128 94 -> 26; 3x3/s2 at 56/28/14 px 75/63/60 -> 43/43/46, at 32/16/8 px 25/22/21 ->
+ *   13/14/15; 5x5/s2 Ci=32 9 -> 7. With the kernel pool the direct kernel runs on as many threads
+ *   as XNNPACK (2 threads: 3x3/s2 @28 38 -> 20-28, @14 34 -> 24, @8 11 -> 7); without it (the pool
+ *   failed to start) the old path halves on the deep 3x3 layers and wins there, so the direct
+ *   kernel is kept for Ci <= 4 (the stem) and for dy of 2 MiB or more.
  */
-function useDirect(g: DirectGeometry, backend: BackendWasm, pointwiseApplies: boolean): boolean {
+function useDirect(g: DirectGeometry, backend: BackendWasm): boolean {
   const mode = stridedFilterGradOptions.mode;
   if (mode === 'old' || g.co % 4 !== 0) return false;
   if (mode === 'new') return true;
+  if (g.kh === 1 && g.kw === 1) return true;
   if (g.sh !== 2 || g.sw !== 2) return false;
-  const pixels = g.n * g.ho * g.wo;
-  if (g.kh === 1 && g.kw === 1) return !pointwiseApplies || pixels >= 8192;
-  if (xnnpackThreads(backend) === 1) return true;
-  return g.ci <= 4 || pixels * g.co * 4 >= 2 * 1024 * 1024;
+  if (kernelThreads(backend) >= xnnpackThreads(backend)) return true;
+  return g.ci <= 4 || g.n * g.ho * g.wo * g.co * 4 >= 2 * 1024 * 1024;
 }
 
 function direct(s: Scratch, tiles: Tiles, x: Info, dy: Info, g: DirectGeometry): Info {
@@ -152,7 +155,7 @@ function direct(s: Scratch, tiles: Tiles, x: Info, dy: Info, g: DirectGeometry):
   const outView = heapF32(s.backend, out);
   outView.fill(0);
   const addr = (t: Info) => heapF32(s.backend, t).byteOffset;
-  directFilterGrad(tiles, addr(x), addr(dy), outView.byteOffset, g);
+  pooledFilterGrad(s.backend, tiles, addr(x), addr(dy), outView.byteOffset, g);
   return out;
 }
 

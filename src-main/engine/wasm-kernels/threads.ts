@@ -22,7 +22,9 @@
  */
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { DEFAULT_HEAP_RESERVE_BYTES, guardWasmHeap } from './heap-guard.js';
+import { startKernelPool } from './kernel-pool.js';
 import { registerWasmTrainingKernels } from './register.js';
 
 const require = createRequire(import.meta.url);
@@ -43,6 +45,8 @@ export interface StartWasmOptions {
 export interface WasmStartInfo {
   /** Threads in XNNPACK's pool, as the backend reports it. */
   threads: number;
+  /** Threads our own SIMD kernels split their work over (kernel-pool.ts). */
+  kernelThreads: number;
   simd: boolean;
   /** Why threads are off when more were asked for. */
   note?: string;
@@ -130,7 +134,13 @@ export async function startWasmBackend(options: StartWasmOptions = {}): Promise<
   const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
   const threads = wasm.getThreadsCount();
   if (useThreads && threads < wanted) note ??= `asked for ${wanted} threads, the backend runs ${threads}`;
-  return { threads, simd, ...(note ? { note } : {}) };
+  let kernelThreads = 1;
+  try {
+    kernelThreads = await startKernelPool(tf.findBackend('wasm') as BackendWasm, threads);
+  } catch (err) {
+    note ??= `our SIMD kernels run on 1 thread: their thread pool did not start (${err instanceof Error ? err.message : String(err)})`;
+  }
+  return { threads, kernelThreads, simd, ...(note ? { note } : {}) };
 }
 
 /**

@@ -17,7 +17,8 @@
  * convolution by ~1e-6..1e-5 relative to the output scale (direct: ~1e-7).
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { type Activation, AT, BT, G, getTransform, getTranspose, type Side, type TransformFn, transformsAvailable, transposeMatrix } from './winograd-transforms.js';
+import { type Activation, AT, BT, G, getTranspose, runTransformRows, type Side, type TransformSpec, transformsAvailable, transposeMatrix } from './winograd-transforms.js';
+import { kernelThreads } from './kernel-pool.js';
 import { outerProductSum, stridedFilterGradTiles } from './strided-filter-grad.js';
 import { crop4d, heapF32, heapOffset, type Info, padSpatial, type Scratch, type Shape4, xnnpackThreads } from './wasm-ops.js';
 
@@ -81,10 +82,8 @@ export const winogradStats = { forward: 0, filterGrad: 0, transposedGemm: 0, out
 
 const POSITIONS = 36;
 
-function transform(backend: BackendWasm, L: readonly number[][], input: Side, output: Side, bias = false, act: Activation = 'linear'): TransformFn {
-  const fn = getTransform(backend, { L, input, output, bias, act });
-  if (!fn) throw new Error('wasm-kernels: Winograd transforms need wasm SIMD');
-  return fn;
+function spec(L: readonly number[][], input: Side, output: Side, bias = false, act: Activation = 'linear'): TransformSpec {
+  return { L, input, output, bias, act };
 }
 
 const byteAddress = (s: Scratch, info: Info) => heapOffset(s.backend, info).offset * 4;
@@ -99,6 +98,9 @@ function addressTable(s: Scratch, buffers: Info[]): number {
   return at;
 }
 
+
+/** The weight transforms: one tile whose channels are the whole filter plane. */
+const oneTile = (src: number, dst: number, plane: number) => ({ src, srcImage: 0, srcRow: 0, dst, dstImage: 0, dstRow: 0, n: 1, th: 1, tw: 1, chanBytes: plane, bias: 0 });
 
 interface Tiling {
   n: number;
@@ -124,13 +126,20 @@ function inputTransform(s: Scratch, x: Info, top: number, left: number, t: Tilin
   const padded = padSpatial(s, x, top, left, hp, wp);
   const v = Array.from({ length: POSITIONS }, () => s.alloc([t.tiles, c]));
   const table = addressTable(s, v);
-  const fn = transform(s.backend, BT, { kind: 'image', rowBytes: wp * c * 4, pixBytes: c * 4 }, { kind: 'table' });
-  const base = byteAddress(s, padded);
-  for (let b = 0; b < t.n; b++) {
-    for (let ty = 0; ty < t.th; ty++) {
-      fn(base, (b * hp + 4 * ty) * wp * c * 4, table, (b * t.th + ty) * t.tw * c * 4, t.tw, c * 4, 0);
-    }
-  }
+  const pix = c * 4;
+  runTransformRows(s.backend, spec(BT, { kind: 'image', rowBytes: wp * pix, pixBytes: pix }, { kind: 'table' }), {
+    src: byteAddress(s, padded),
+    srcImage: hp * wp * pix,
+    srcRow: 4 * wp * pix,
+    dst: table,
+    dstImage: t.th * t.tw * pix,
+    dstRow: t.tw * pix,
+    n: t.n,
+    th: t.th,
+    tw: t.tw,
+    chanBytes: pix,
+    bias: 0,
+  });
   if (padded !== x) s.release(padded);
   return v;
 }
@@ -141,7 +150,7 @@ function weightTransform(s: Scratch, filter: Info): Info[] {
   const u = Array.from({ length: POSITIONS }, () => s.alloc([ci, co]));
   const table = addressTable(s, u);
   const plane = ci * co * 4;
-  transform(s.backend, G, { kind: 'image', rowBytes: 3 * plane, pixBytes: plane }, { kind: 'table' })(byteAddress(s, filter), 0, table, 0, 1, plane, 0);
+  runTransformRows(s.backend, spec(G, { kind: 'image', rowBytes: 3 * plane, pixBytes: plane }, { kind: 'table' }), oneTile(byteAddress(s, filter), table, plane));
   return u;
 }
 
@@ -234,14 +243,20 @@ export function winogradConv2d(
   const y = s.alloc([n, hq, wq, co]);
   const table = addressTable(s, m);
   const { bias, act } = epilogue;
-  const fn = transform(s.backend, AT, { kind: 'table' }, { kind: 'image', rowBytes: wq * co * 4, pixBytes: co * 4 }, bias !== undefined, act);
-  const yBase = byteAddress(s, y);
-  const biasBase = bias ? byteAddress(s, bias) : 0;
-  for (let b = 0; b < n; b++) {
-    for (let ty = 0; ty < t.th; ty++) {
-      fn(table, (b * t.th + ty) * t.tw * co * 4, yBase, (b * hq + 4 * ty) * wq * co * 4, t.tw, co * 4, biasBase);
-    }
-  }
+  const pix = co * 4;
+  runTransformRows(s.backend, spec(AT, { kind: 'table' }, { kind: 'image', rowBytes: wq * pix, pixBytes: pix }, bias !== undefined, act), {
+    src: table,
+    srcImage: t.th * t.tw * pix,
+    srcRow: t.tw * pix,
+    dst: byteAddress(s, y),
+    dstImage: hq * wq * pix,
+    dstRow: 4 * wq * pix,
+    n,
+    th: t.th,
+    tw: t.tw,
+    chanBytes: pix,
+    bias: bias ? byteAddress(s, bias) : 0,
+  });
   for (const mp of m) s.release(mp);
   return crop4d(s, y, 0, 0, outH, outW);
 }
@@ -262,13 +277,20 @@ export function winogradFilterGrad(s: Scratch, x: Info, dy: Info, top: number, l
   const dyPad = padSpatial(s, dy, 0, 0, hq, wq);
   const dm = Array.from({ length: POSITIONS }, () => s.alloc([t.tiles, co]));
   const table = addressTable(s, dm);
-  const fn = transform(s.backend, transposeMatrix(AT), { kind: 'image', rowBytes: wq * co * 4, pixBytes: co * 4 }, { kind: 'table' });
-  const dyBase = byteAddress(s, dyPad);
-  for (let b = 0; b < n; b++) {
-    for (let ty = 0; ty < t.th; ty++) {
-      fn(dyBase, (b * hq + 4 * ty) * wq * co * 4, table, (b * t.th + ty) * t.tw * co * 4, t.tw, co * 4, 0);
-    }
-  }
+  const pix = co * 4;
+  runTransformRows(s.backend, spec(transposeMatrix(AT), { kind: 'image', rowBytes: wq * pix, pixBytes: pix }, { kind: 'table' }), {
+    src: byteAddress(s, dyPad),
+    srcImage: hq * wq * pix,
+    srcRow: 4 * wq * pix,
+    dst: table,
+    dstImage: t.th * t.tw * pix,
+    dstRow: t.tw * pix,
+    n,
+    th: t.th,
+    tw: t.tw,
+    chanBytes: pix,
+    bias: 0,
+  });
   if (dyPad !== dy) s.release(dyPad);
   // dU[p] = V[p]^T dM[p] reduces over the tiles. With many tiles per input channel XNNPACK's GEMM
   // (after a transpose of V[p]) streams the long operands from L2 per output tile: the direct
@@ -276,7 +298,7 @@ export function winogradFilterGrad(s: Scratch, x: Info, dy: Info, top: number, l
   // (49 tiles per channel) 63 -> 36 ms, 28x28x128 (6) 33 -> 29; 14x14x256 (1) 34 -> 36 and
   // 7x7x512 32 -> 39 lose. With 2 XNNPACK threads (the direct kernel runs on one): 56x56x64
   // 54 -> 35 ms, 28x28x128 24 -> 30 (loses).
-  const minTilesPerChannel = xnnpackThreads(s.backend) > 1 ? 16 : 4;
+  const minTilesPerChannel = kernelThreads(s.backend) < xnnpackThreads(s.backend) ? 16 : 4;
   const tiles = t.tiles >= minTilesPerChannel * ci ? stridedFilterGradTiles(s.backend) : null;
   if (tiles) winogradStats.outerProductFilterGrad++;
   const du = v.map((vp, p) => {
@@ -285,7 +307,7 @@ export function winogradFilterGrad(s: Scratch, x: Info, dy: Info, top: number, l
       dup = s.alloc([ci, co]);
       const view = heapF32(s.backend, dup);
       view.fill(0);
-      outerProductSum(tiles, byteAddress(s, vp), byteAddress(s, dm[p]), view.byteOffset, t.tiles, ci, co);
+      outerProductSum(s.backend, tiles, byteAddress(s, vp), byteAddress(s, dm[p]), view.byteOffset, t.tiles, ci, co);
       s.release(vp);
     } else {
       const vT = transposeLast2(s, vp);
@@ -299,7 +321,7 @@ export function winogradFilterGrad(s: Scratch, x: Info, dy: Info, top: number, l
   const dw = s.alloc([3, 3, ci, co]);
   const plane = ci * co * 4;
   const duTable = addressTable(s, du);
-  transform(s.backend, transposeMatrix(G), { kind: 'table' }, { kind: 'image', rowBytes: 3 * plane, pixBytes: plane })(duTable, 0, byteAddress(s, dw), 0, 1, plane, 0);
+  runTransformRows(s.backend, spec(transposeMatrix(G), { kind: 'table' }, { kind: 'image', rowBytes: 3 * plane, pixBytes: plane }), oneTile(duTable, byteAddress(s, dw), plane));
   for (const d of du) s.release(d);
   return dw;
 }

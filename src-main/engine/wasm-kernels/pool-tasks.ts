@@ -1,0 +1,27 @@
+/**
+ * The kernel pool's tasks by name (kernel-pool.ts): what a worker thread runs for each. Every
+ * task builds its part function from the same code the main thread runs, bound to the worker's
+ * own instance of the module on the shared heap.
+ */
+import type { WasmMemory } from './backend-module.js';
+import { filterGradPart, stridedFilterGradTilesOnMemory } from './strided-filter-grad.js';
+import { transformRowsTask } from './winograd-transforms.js';
+
+type TaskFactory = (memory: WasmMemory, args: readonly number[], text: string) => (part: number, parts: number) => void;
+
+const TASKS: Record<string, TaskFactory> = {
+  filterGrad(memory, args) {
+    const tiles = stridedFilterGradTilesOnMemory(memory);
+    if (!tiles) throw new Error('the filter-gradient kernels could not be instantiated on this thread');
+    return filterGradPart(tiles, args);
+  },
+  transformRows: transformRowsTask,
+};
+
+/** The part function of task `name` (throws on an unknown name: a main/worker version mismatch). */
+export function poolTask(memory: WasmMemory, name: string, args: readonly number[], text: string, parts: number): (part: number) => void {
+  const factory = TASKS[name];
+  if (!factory) throw new Error(`unknown kernel-pool task '${name}'`);
+  const run = factory(memory, args, text);
+  return (part) => run(part, parts);
+}
