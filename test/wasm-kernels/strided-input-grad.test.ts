@@ -1,17 +1,21 @@
 /**
- * The strided Conv2DBackpropInput paths (zero insertion + Winograd, per-phase convolutions, the
- * sub-pixel convolution, 1x1 scatter) against the `cpu` backend, on fixed cases that force each
- * path and on seeded random geometries, with Winograd automatic, forced (FINETUNE_WINOGRAD=1: no
- * size floor) and off (=0).
+ * The strided Conv2DBackpropInput paths (GEMM + col2im, per-phase convolutions, the sub-pixel
+ * convolution, 1x1 scatter) against the `cpu` backend, on fixed cases and seeded random
+ * geometries, with the path chosen automatically and forced to each one.
  */
 import assert from 'node:assert/strict';
 import { afterEach, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { stridedInputGradStats, zeroInsertWinogradPays } from '../../src-main/engine/wasm-kernels/conv2d-backprop-input.js';
+import {
+  gemmCol2imPays,
+  stridedInputGradOptions,
+  stridedInputGradStats,
+  type StridedInputGradPath,
+} from '../../src-main/engine/wasm-kernels/conv2d-backprop-input.js';
 import { assertMatchesCpu, pick, randomArray, rng, sizeOf, useWasmWithTrainingKernels } from './helpers.js';
 
 type Pad = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
-type Path = keyof typeof stridedInputGradStats;
+type Path = StridedInputGradPath;
 
 interface Case {
   n: number;
@@ -38,7 +42,7 @@ function checkDx(c: Case, seed: number): Path[] {
   const w = randomArray(sizeOf(fShape), r);
   const dy = randomArray(sizeOf(yShape), r);
   const startStats = { ...stridedInputGradStats };
-  assertMatchesCpu(`dx ${JSON.stringify(c)} FINETUNE_WINOGRAD=${process.env.FINETUNE_WINOGRAD ?? ''}`, () =>
+  assertMatchesCpu(`dx ${JSON.stringify(c)} path=${stridedInputGradOptions.path}`, () =>
     tf.engine().runKernel(
       'Conv2DBackpropInput',
       { dy: tf.tensor(dy, yShape), filter: tf.tensor(w, fShape) },
@@ -48,15 +52,12 @@ function checkDx(c: Case, seed: number): Path[] {
   return (Object.keys(stridedInputGradStats) as Path[]).filter((p) => stridedInputGradStats[p] > startStats[p]);
 }
 
-function withWinograd<T>(mode: '0' | '1' | undefined, body: () => T): T {
-  const saved = process.env.FINETUNE_WINOGRAD;
-  if (mode === undefined) delete process.env.FINETUNE_WINOGRAD;
-  else process.env.FINETUNE_WINOGRAD = mode;
+function withPath<T>(path: 'auto' | Path, body: () => T): T {
+  stridedInputGradOptions.path = path;
   try {
     return body();
   } finally {
-    if (saved === undefined) delete process.env.FINETUNE_WINOGRAD;
-    else process.env.FINETUNE_WINOGRAD = saved;
+    stridedInputGradOptions.path = 'auto';
   }
 }
 
@@ -69,7 +70,7 @@ const FIXED: Case[] = [
   { n: 1, h: 8, w: 10, ci: 16, co: 3, k: [3, 3], s: 2, pad: 'valid' }, // the last input row is never read
   { n: 3, h: 7, w: 6, ci: 18, co: 7, k: [3, 3], s: 2, pad: explicit(0, 2, 2, 0) },
   { n: 1, h: 6, w: 6, ci: 16, co: 4, k: [3, 3], s: 2, pad: explicit(4, 0, 0, 4) }, // pad > k - 1: some phases read only padding
-  { n: 1, h: 7, w: 6, ci: 20, co: 12, k: [3, 3], s: 2, pad: explicit(1, 1, 1, 1) }, // 4 tiles, 20 channels: Winograd
+  { n: 1, h: 7, w: 6, ci: 20, co: 12, k: [3, 3], s: 2, pad: explicit(1, 1, 1, 1) },
   { n: 1, h: 5, w: 3, ci: 8, co: 4, k: [3, 3], s: 2, pad: explicit(0, 2, 3, 1) },
   // 7x7 / s2 (ResNet stem) and 5x5, with few and many input channels.
   { n: 1, h: 11, w: 11, ci: 3, co: 8, k: [7, 7], s: 2, pad: explicit(3, 3, 3, 3) },
@@ -100,56 +101,40 @@ function randomCase(seed: number): Case {
 const RANDOM = Array.from({ length: 40 }, (_, i) => randomCase(5000 + i));
 
 before(useWasmWithTrainingKernels);
-afterEach(() => delete process.env.FINETUNE_WINOGRAD);
+afterEach(() => (stridedInputGradOptions.path = 'auto'));
 
-test('the strided input gradient matches cpu on the fixed cases (Winograd automatic)', () => {
+/** A 1x1 kernel always takes the scatter path, which has no counter. */
+const strided = (c: Case) => c.k[0] * c.k[1] > 1;
+
+test('the strided input gradient matches cpu on the fixed cases (path chosen automatically)', () => {
   const paths = new Set<Path>();
-  withWinograd(undefined, () => FIXED.forEach((c, i) => checkDx(c, 10 + i).forEach((p) => paths.add(p))));
-  assert.ok(paths.has('perPhase') && paths.has('subPixel'), `paths taken: ${[...paths]}`);
+  FIXED.forEach((c, i) => checkDx(c, 10 + i).forEach((p) => paths.add(p)));
+  assert.deepEqual([...paths].sort(), ['gemm', 'perPhase', 'subPixel'], `paths taken: ${[...paths]}`);
 });
 
-test('FINETUNE_WINOGRAD=1: 3x3 / s2 with channels that are multiples of 4 and few tiles go through zero insertion + Winograd', () => {
-  let taken = 0;
-  withWinograd('1', () => {
-    FIXED.forEach((c, i) => {
-      const paths = checkDx(c, 10 + i);
-      const eligible = c.k[0] === 3 && c.k[1] === 3 && c.s === 2 && c.ci % 4 === 0 && c.co % 4 === 0 && zeroInsertWinogradPays(c.n, c.h, c.w, c.ci);
-      if (eligible) taken++;
-      if (eligible) assert.deepEqual(paths, ['winograd'], JSON.stringify(c));
-      else assert.ok(!paths.includes('winograd'), JSON.stringify(c));
+for (const path of ['gemm', 'perPhase', 'subPixel'] as const) {
+  test(`forced to ${path}: the fixed cases and 40 random geometries match cpu`, () => {
+    withPath(path, () => {
+      [...FIXED, ...RANDOM].forEach((c, i) => {
+        const taken = checkDx(c, 600 + i);
+        // The GEMM's col2im adds whole SIMD vectors: other channel counts go per phase.
+        const expected = path === 'gemm' && c.ci % 4 !== 0 ? 'perPhase' : path;
+        assert.deepEqual(taken, strided(c) ? [expected] : [], JSON.stringify(c));
+      });
     });
   });
-  assert.ok(taken >= 3, `${taken} fixed cases through Winograd`);
-});
+}
 
-test('FINETUNE_WINOGRAD=0: no Winograd, still correct', () => {
-  withWinograd('0', () => {
-    FIXED.forEach((c, i) => assert.ok(!checkDx(c, 10 + i).includes('winograd'), JSON.stringify(c)));
-  });
-});
-
-test('the strided input gradient matches cpu on 40 random geometries, Winograd automatic, forced and off', () => {
-  for (const mode of [undefined, '1', '0'] as const) {
-    withWinograd(mode, () => RANDOM.forEach((c, i) => checkDx(c, 600 + i)));
-  }
-});
-
-test('the automatic rule takes zero insertion + Winograd for few tiles per input channel, per phase otherwise', () => {
-  // dx 8x8 (4 tiles), 128 input channels, 320 output channels: Winograd pays.
-  const few: Case = { n: 1, h: 8, w: 8, ci: 128, co: 320, k: [3, 3], s: 2, pad: 'same' };
-  assert.ok(zeroInsertWinogradPays(1, 8, 8, 128));
-  assert.deepEqual(withWinograd(undefined, () => checkDx(few, 1)), ['winograd']);
-  // Odd dx size with a torchvision pad, 3 images: 3 * 9 tiles * 4 > 64 input channels: per phase.
-  const many: Case = { n: 3, h: 11, w: 11, ci: 64, co: 96, k: [3, 3], s: 2, pad: explicit(1, 1, 1, 1) };
-  assert.ok(!zeroInsertWinogradPays(3, 11, 11, 64));
-  assert.deepEqual(withWinograd(undefined, () => checkDx(many, 2)), ['perPhase']);
-  // FINETUNE_WINOGRAD=1 does not override the tile rule; =0 turns Winograd off.
-  assert.deepEqual(withWinograd('1', () => checkDx(many, 2)), ['perPhase']);
-  assert.deepEqual(withWinograd('1', () => checkDx({ ...few, n: 3 }, 3)), ['winograd']);
-  assert.deepEqual(withWinograd('0', () => checkDx(few, 1)), ['perPhase']);
+test('the automatic rule: GEMM + col2im up to 14x14 dy pixels per image, per phase above, sub-pixel for few channels', () => {
+  assert.ok(gemmCol2imPays(14, 14) && gemmCol2imPays(4, 4) && !gemmCol2imPays(16, 16) && !gemmCol2imPays(28, 28));
+  // dy 4x4 per image (dx 8x8), 128 input channels: GEMM.
+  assert.deepEqual(checkDx({ n: 1, h: 8, w: 8, ci: 128, co: 320, k: [3, 3], s: 2, pad: 'same' }, 1), ['gemm']);
+  // dy 16x16 per image: per phase; 4 input channels: sub-pixel; 18 (not a multiple of 4): per phase.
+  assert.deepEqual(checkDx({ n: 1, h: 32, w: 31, ci: 16, co: 8, k: [3, 3], s: 2, pad: 'same' }, 2), ['perPhase']);
+  assert.deepEqual(checkDx({ n: 1, h: 32, w: 32, ci: 4, co: 8, k: [3, 3], s: 2, pad: 'same' }, 3), ['subPixel']);
+  assert.deepEqual(checkDx({ n: 2, h: 9, w: 9, ci: 18, co: 8, k: [3, 3], s: 2, pad: 'same' }, 4), ['perPhase']);
   // ResNet's realistic accumulation length (9 * 256 terms) through both paths.
   const deep: Case = { n: 2, h: 8, w: 8, ci: 64, co: 256, k: [3, 3], s: 2, pad: 'same' };
-  assert.ok(zeroInsertWinogradPays(2, 8, 8, 64));
-  withWinograd('1', () => checkDx(deep, 4));
-  withWinograd('0', () => checkDx(deep, 4));
+  assert.deepEqual(checkDx(deep, 5), ['gemm']);
+  assert.deepEqual(withPath('perPhase', () => checkDx(deep, 5)), ['perPhase']);
 });

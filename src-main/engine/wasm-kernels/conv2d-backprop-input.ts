@@ -7,9 +7,8 @@
  *   (k - 1 - pad) so that it yields exactly the input size;
  * - 1x1 kernels with stride s: dx is the 1x1 convolution of dy with w^T, scattered to every s-th
  *   pixel (a zero-insertion in JS); no multiply touches a zero;
- * - 3x3 / stride 2 with few output pixels per input channel (`zeroInsertWinogradPays`): dy
- *   zero-inserted, then the stride-1 Winograd input gradient (2.25 multiplies per output and
- *   channel pair, the direct minimum, with no filter packing);
+ * - stride s > 1 with few dy pixels per image (`gemmCol2imPays`): one GEMM of the filter with
+ *   dy^T and a col2im (`gemmCol2im`);
  * - other stride s > 1 (both axes equal) with enough input channels: one XNNPACK convolution per
  *   output phase with exactly that phase's taps (`perPhase`; 2x2, 2x1, 1x2 and 1x1 for 3x3 / s2:
  *   the minimal multiplies), interleaved into dx;
@@ -17,11 +16,13 @@
  *   `phaseAxis`): one convolution with ceil(k/s)^2 taps and s*s*Ci output channels, then a JS
  *   DepthToSpace + crop (16/9 of the minimal multiplies for 3x3 / s2).
  *
- * Measured 1 thread, 3x3 / s2 'same', ResNet-18 shapes, same process (ms, sub-pixel -> chosen):
- *   dy 16x7x7x512 -> 256 ch 100 -> 56, 16x14x14x256 -> 128 76 -> 44, 16x28x28x128 -> 64 72 -> 46,
- *   16x8x8x256 30 -> 17, 16x16x16x128 24 -> 16 (per phase); 16x4x4x512 36 -> 16, 1x7x7x512 27 -> 6,
- *   2x4x4x512 28 -> 18 (Winograd). The Winograd timings were bimodal on a shared 2-core machine
- *   (2-4x slower in some runs while another process was busy; the per-phase ones ~1.2x).
+ * Measured 1 thread, 3x3 / s2 'same', ResNet-18 shapes, a fresh dy every call as in training (ms,
+ * per phase -> GEMM): dy 16x4x4x512 -> 256 ch 20 -> 14, 16x7x7x512 56 -> 45, 16x8x8x256 16 -> 16,
+ * 16x14x14x256 44 -> 45, 16x28x28x128 43 -> 54; 4x4x4x512 7.8 -> 3.7, 1x7x7x512 7.6 -> 3.3 (2
+ * threads alike). The per-phase convolutions pack their filter taps on every call, which the GEMM
+ * avoids; it does the full 9 taps per output, and its col2im and transposes grow with the pixels.
+ * (Zero insertion + Winograd, used before for few pixels, measured between the two: removed.)
+ * Per phase against sub-pixel: dy 16x7x7x512 56 vs 100, 16x28x28x128 46 vs 72.
  *
  * Anything else (NCHW, unequal strides) falls back to the stock kernel.
  */
@@ -29,7 +30,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { convAxes, inputGradPads, phaseAxis, phaseTap } from './conv-geometry.js';
 import { depthToSpaceCrop, flipSpatial, scatterStrided, zeroInsert } from './rearrange.js';
-import { transposedGemmPays, useWinograd, winogradConv2d } from './winograd.js';
+import { simdKernels } from './simd-kernels.js';
+import { transposeLast2, transposedGemmPays, useWinograd, winogradConv2d } from './winograd.js';
 import { getTranspose } from './winograd-transforms.js';
 import { convAnyPad, heapOffset, type Info, runStock, type Scratch, type Shape4, withScratch } from './wasm-ops.js';
 
@@ -42,7 +44,11 @@ interface Attrs {
 }
 
 /** Strided calls taken through each path (tests check which one ran). */
-export const stridedInputGradStats = { winograd: 0, perPhase: 0, subPixel: 0 };
+export const stridedInputGradStats = { gemm: 0, perPhase: 0, subPixel: 0 };
+export type StridedInputGradPath = keyof typeof stridedInputGradStats;
+
+/** Tests and benchmarks: force one strided path ('gemm' where it applies: Ci % 4 == 0, wasm SIMD). */
+export const stridedInputGradOptions: { path: 'auto' | StridedInputGradPath } = { path: 'auto' };
 
 type Args = { inputs: { dy: Info; filter: Info }; backend: BackendWasm; attrs: Attrs };
 
@@ -67,11 +73,14 @@ export function conv2dBackpropInput(args: Args): Info {
   }
   if (ah.stride === aw.stride) {
     const inShape = info.inShape as Shape4;
-    if (zeroInsertWinograd(backend, dy, filter, ah, aw)) {
-      return withScratch(backend, (s) => winogradStrided(s, dy, filter, ah, aw));
+    switch (stridedPath(backend, dy, filter)) {
+      case 'gemm':
+        return withScratch(backend, (s) => gemmCol2im(s, dy, filter, ah, aw));
+      case 'perPhase':
+        return withScratch(backend, (s) => perPhase(s, dy, filter, ah, aw));
+      case 'subPixel':
+        return withScratch(backend, (s) => phases(s, dy, filter, inShape, ah, aw));
     }
-    if (inShape[3] >= PER_PHASE_MIN_CI) return withScratch(backend, (s) => perPhase(s, dy, filter, ah, aw));
-    return withScratch(backend, (s) => phases(s, dy, filter, inShape, ah, aw));
   }
   return runStock(tf.Conv2DBackpropInput, backend, inputs, attrs);
 }
@@ -113,42 +122,56 @@ function winogradInputGrad(s: Scratch, x: Info, filter: Info, top: number, left:
   return winogradConv2d(s, x, flipped, top, left, outH, outW);
 }
 
+/** GEMM + col2im where dy has at most 14x14 pixels per image (see the measurements above). */
+export const gemmCol2imPays = (dyH: number, dyW: number) => dyH * dyW <= 196;
+
+function stridedPath(backend: BackendWasm, dy: Info, filter: Info): StridedInputGradPath {
+  const forced = stridedInputGradOptions.path;
+  const gemmRuns = filter.shape[2] % 4 === 0 && simdKernels(backend) !== null;
+  if (forced !== 'auto') return forced === 'gemm' && !gemmRuns ? 'perPhase' : forced;
+  if (gemmRuns && gemmCol2imPays(dy.shape[1], dy.shape[2])) return 'gemm';
+  return filter.shape[2] >= PER_PHASE_MIN_CI ? 'perPhase' : 'subPixel';
+}
+
 /**
- * Zero insertion + Winograd for 3x3 / stride 2 pays where the per-phase convolutions are dominated
- * by packing their fresh filters (9*Ci*Co floats, ~10 ns each through tfjs' transpose and
- * XNNPACK's packing) rather than by multiplies, i.e. where there are few dx tiles per input channel.
- * Measured 1 thread (ms, per phase / Winograd; tiles = N*ceil(H/4)*ceil(W/4) of dx):
- *   1x4x4x512 -> 256 ch (4 tiles) 12.5 / 4.1, 1x7x7x512 (16) 13.8 / 7.9, 2x7x7x512 (32) 12.9 / 8.4,
- *   1x8x8x256 -> 128 (16) 3.2 / 2.2, 2x8x8x256 (32) 2.9 / 2.2, 4x4x4x512 (16) 15.1 / 7.5,
- *   4x7x7x512 (64) 22.9 / 20.2, 16x4x4x512 (64) 29.5 / 24.2;
- *   4x8x8x256 (64) 5.9 / 6.1, 1x14x14x256 -> 128 (49) 4.7 / 7.0, 1x16x16x128 -> 64 (64) 1.4 / 2.2,
- *   8x7x7x512 (128) 36 / 67, 16x7x7x512 (256) 60-69 / 75-78, 16x28x28x128 -> 64 54 / 79.
- * So: Winograd when 4 * tiles <= Ci (then its GEMMs always take the transposed form), and
- * `useWinograd` agrees (channels multiples of 4; FINETUNE_WINOGRAD=0 turns it off, =1 drops the
- * 40 MFLOP floor).
+ * dx as one GEMM and a col2im: colsT = W [kh*kw*Ci, Co] x dyT [Co, P] (P = N*Ho*Wo; XNNPACK
+ * packs only the small dyT, not the filter as the per-phase convolutions must), transposed to
+ * cols [P, kh*kw*Ci], whose Ci-runs are added into dx at each tap's input pixel. Ci % 4 == 0.
  */
-export function zeroInsertWinogradPays(n: number, inH: number, inW: number, ci: number): boolean {
-  return 4 * n * Math.ceil(inH / 4) * Math.ceil(inW / 4) <= ci;
-}
-
-function zeroInsertWinograd(backend: BackendWasm, dy: Info, filter: Info, ah: Axis, aw: Axis): boolean {
+function gemmCol2im(s: Scratch, dy: Info, filter: Info, ah: Axis, aw: Axis): Info {
+  stridedInputGradStats.gemm++;
   const [kh, kw, ci, co] = filter.shape as Shape4;
-  if (kh !== 3 || kw !== 3 || ah.stride !== 2 || aw.stride !== 2 || ah.dilation !== 1 || aw.dilation !== 1) return false;
-  const n = dy.shape[0];
-  // FINETUNE_WINOGRAD=1 skips useWinograd's size floor, not this rule.
-  return zeroInsertWinogradPays(n, ah.inSize, aw.inSize, ci) && useWinograd(backend, { n, outH: ah.inSize, outW: aw.inSize, ci: co, co: ci }, 'inputGrad');
-}
-
-function winogradStrided(s: Scratch, dy: Info, filter: Info, ah: Axis, aw: Axis): Info {
-  stridedInputGradStats.winograd++;
-  const ph = inputGradPads(ah);
-  const pw = inputGradPads(aw);
-  // Zero-insert straight into the padded image that Winograd reads (4 * tiles + 2 per axis), so
-  // that it needs no copy of its own: row ph.before + 2i holds dy row i.
-  const hp = 4 * Math.ceil(ah.inSize / 4) + 2;
-  const wp = 4 * Math.ceil(aw.inSize / 4) + 2;
-  const up = zeroInsert(s, dy, hp, wp, ah.stride, aw.stride, ph.before, pw.before);
-  return winogradInputGrad(s, up, filter, 0, 0, ah.inSize, aw.inSize);
+  const [n, ho, wo] = dy.shape as Shape4;
+  const pixels = n * ho * wo;
+  const dyT = transposeLast2(s, s.reshape(dy, [pixels, co]));
+  const colsT = s.run(tf.BatchMatMul, { a: s.reshape(filter, [kh * kw * ci, co]), b: dyT }, { transposeA: false, transposeB: false });
+  s.release(dyT);
+  const cols = transposeLast2(s, colsT);
+  s.release(colsT);
+  const dx = s.alloc([n, ah.inSize, aw.inSize, ci]);
+  const { heap, offset } = heapOffset(s.backend, dx);
+  heap.fill(0, offset, offset + n * ah.inSize * aw.inSize * ci);
+  const add = simdKernels(s.backend)!.addInto;
+  const dxAt = offset * 4;
+  const colsAt = heapOffset(s.backend, cols).offset * 4;
+  const run = ci * 4;
+  for (let b = 0, p = 0; b < n; b++) {
+    for (let oh = 0; oh < ho; oh++) {
+      for (let ow = 0; ow < wo; ow++, p++) {
+        for (let a = 0; a < kh; a++) {
+          const ih = oh * ah.stride + a * ah.dilation - ah.padBefore;
+          if (ih < 0 || ih >= ah.inSize) continue;
+          for (let c = 0; c < kw; c++) {
+            const iw = ow * aw.stride + c * aw.dilation - aw.padBefore;
+            if (iw < 0 || iw >= aw.inSize) continue;
+            add(dxAt + ((b * ah.inSize + ih) * aw.inSize + iw) * run, colsAt + (p * kh * kw + a * kw + c) * run, run);
+          }
+        }
+      }
+    }
+  }
+  s.release(cols);
+  return dx;
 }
 
 function pointwise(s: Scratch, dy: Info, filter: Info, inShape: Shape4, ah: Axis, aw: Axis): Info {

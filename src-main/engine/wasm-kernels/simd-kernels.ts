@@ -33,6 +33,22 @@ function maskGrad(name: string, strictLow: boolean): FunctionDef {
   };
 }
 
+/** dst += src over `bytes` (a multiple of 16). (dst, src, bytes) */
+function addInto(): FunctionDef {
+  const [dst, src, bytes, p] = [0, 1, 2, 3];
+  return {
+    name: 'add_into',
+    params: ['i32', 'i32', 'i32'],
+    locals: ['i32'],
+    body: [
+      forLoop(p, bytes, 16, [
+        at(dst, p),
+        [...at(dst, p), ...op.v128Load(), ...at(src, p), ...op.v128Load(), ...op.f32x4Add, ...op.v128Store()],
+      ]),
+    ],
+  };
+}
+
 /** out[r, c] = (x[r, c] - mean[c]) * k[c] + offset[c]: BatchNorm. (x, mean, k, offset, out, totalBytes, rowBytes) */
 function batchNormForward(): FunctionDef {
   const [x, mean, k, offset, out, total, rowBytes, base, c] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
@@ -247,6 +263,8 @@ export interface SimdKernels {
   depthwiseFilterGrad(x: number, dy: number, acc: number, geometry: DepthwiseGeometry): void;
   /** One image; the same geometry fields, kh/kw being the (effective) pool window. */
   maxPoolGrad(x: number, dy: number, dx: number, geometry: DepthwiseGeometry): void;
+  /** dst += src over `bytes` (a multiple of 16). */
+  addInto(dst: number, src: number, bytes: number): void;
 }
 
 export interface AdamHyper {
@@ -283,6 +301,7 @@ const FUNCTIONS = (): FunctionDef[] => [
   adamStep(),
   depthwiseFilterGrad(),
   maxPoolGrad(),
+  addInto(),
 ];
 
 const wrappers = new WeakMap<WasmExports, SimdKernels>();
@@ -306,6 +325,7 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
         e.dw_filter_grad(x, dy, acc, g.h, g.w, g.ho, g.wo, g.channelBytes, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl),
       maxPoolGrad: (x, dy, dx, g) =>
         e.max_pool_grad(x, dy, dx, g.h, g.w, g.ho, g.wo, g.channelBytes, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl),
+      addInto: (dst, src, bytes) => e.add_into(dst, src, bytes),
     };
     wrappers.set(e, kernels);
   }

@@ -158,7 +158,7 @@ function weightTransform(s: Scratch, filter: Info): Info[] {
  * [..., rows, cols] -> [..., cols, rows] (for each leading index) by the SIMD loop when cols is a
  * multiple of 4, else the stock kernel.
  */
-function transposeLast2(s: Scratch, x: Info): Info {
+export function transposeLast2(s: Scratch, x: Info): Info {
   const rank = x.shape.length;
   const rows = x.shape[rank - 2];
   const cols = x.shape[rank - 1];
