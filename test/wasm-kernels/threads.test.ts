@@ -19,6 +19,7 @@ interface ChildResult {
   started: { threads: number; kernelThreads: number; simd: boolean; note?: string };
   heap: { threaded: boolean; heapBytes: number };
   pooledTasks: number;
+  identicalOnOneThread: boolean;
   small: number[][];
   pooled: number[][];
 }
@@ -44,6 +45,7 @@ test('startWasmBackend({ threads: 2 }) runs 2 XNNPACK and 2 kernel threads on a 
   assert.equal(threaded.started.kernelThreads, 2, JSON.stringify(threaded.started));
   assert.ok(threaded.heap.threaded, 'the threaded build uses a SharedArrayBuffer heap');
   assert.ok(threaded.pooledTasks > 0, 'the large case never reached the kernel pool');
+  assert.ok(threaded.identicalOnOneThread, 'the parts run on one thread gave other gradients than on the pool');
   await tf.setBackend('cpu');
   assertClose('small case', smallCaseGrads(), threaded.small);
   assertClose('pooled case', pooledCaseGrads(), threaded.pooled);

@@ -143,11 +143,14 @@ const pools = new WeakMap<WasmMemory, KernelPool>();
 /** Tasks handed to a pool (tests check that the pool ran). */
 export const kernelPoolStats = { tasks: 0 };
 
-/** Tests and benchmarks: `enabled = false` runs every part on the calling thread. */
+/**
+ * Tests: `enabled = false` runs every part on the calling thread, in order. Nothing else changes
+ * (kernels still split into the same parts), so results must be bitwise the same.
+ */
 export const kernelPoolOptions = { enabled: true };
 
 function poolOf(backend: BackendWasm): KernelPool | undefined {
-  const memory = kernelPoolOptions.enabled ? backendMemory(backend) : undefined;
+  const memory = backendMemory(backend);
   return memory ? pools.get(memory) : undefined;
 }
 
@@ -227,7 +230,7 @@ export function poolParts(backend: BackendWasm, estimatedMicros: number, most: n
  * disjoint memory; `runPart` must do what the task of the same name in pool-tasks.ts does.
  */
 export function runParts(backend: BackendWasm, task: PoolTask, parts: number, runPart: (part: number) => void): void {
-  const pool = poolOf(backend);
+  const pool = kernelPoolOptions.enabled ? poolOf(backend) : undefined;
   if (!pool || parts <= 1) return runLocally(parts, runPart);
   pool.run(task, parts, runPart);
 }
