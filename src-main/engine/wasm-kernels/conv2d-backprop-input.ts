@@ -31,7 +31,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { convAxes, inputGradPads, phaseAxis, phaseTap } from './conv-geometry.js';
 import { depthToSpaceCrop, flipSpatial, scatterStrided, zeroInsert } from './rearrange.js';
 import { simdKernels } from './simd-kernels.js';
-import { transposeLast2, transposedGemmPays, useWinograd, winogradConv2d } from './winograd.js';
+import { transposeLast2, useWinograd, winogradConv2d } from './winograd.js';
 import { getTranspose } from './winograd-transforms.js';
 import { convAnyPad, heapOffset, type Info, runStock, type Scratch, type Shape4, withScratch } from './wasm-ops.js';
 
@@ -106,20 +106,13 @@ function stride1(s: Scratch, dy: Info, filter: Info, ah: Axis, aw: Axis, backend
 }
 
 /**
- * The stride-1 correlation of `x` (dy, or dy zero-inserted) with the flipped, channel-swapped 3x3
- * filter, by Winograd: dx[y] = sum_a x[y + a - top] * w[2 - a]^T, for y < outH (x < outW).
+ * The stride-1 correlation of dy with the flipped, channel-swapped 3x3 filter, by Winograd:
+ * dx[y] = sum_a dy[y + a - top] * w[2 - a]^T, for y < outH (x < outW).
  */
-function winogradInputGrad(s: Scratch, x: Info, filter: Info, top: number, left: number, outH: number, outW: number): Info {
+function winogradInputGrad(s: Scratch, dy: Info, filter: Info, top: number, left: number, outH: number, outW: number): Info {
   const [kh, kw, ci, co] = filter.shape as Shape4;
-  const n = x.shape[0];
-  if (transposedGemmPays(n * Math.ceil(outH / 4) * Math.ceil(outW / 4), ci)) {
-    // Winograd wants the per-tap transpose of the flipped, swapped filter: w flipped, no transpose.
-    const wT = s.reshape(flipSpatial(s, s.reshape(filter, [kh * kw, ci * co])), [kh, kw, ci, co]);
-    return winogradConv2d(s, x, { wT }, top, left, outH, outW);
-  }
-  const swapped = s.transpose(s.reshape(filter, [kh * kw, ci, co]), [0, 2, 1]);
-  const flipped = s.reshape(flipSpatial(s, swapped), [kh, kw, co, ci]);
-  return winogradConv2d(s, x, flipped, top, left, outH, outW);
+  const flipped = s.reshape(flipSpatial(s, s.reshape(tapTranspose(s, filter), [kh * kw, co * ci])), [kh, kw, co, ci]);
+  return winogradConv2d(s, dy, flipped, top, left, outH, outW);
 }
 
 /** GEMM + col2im where dy has at most 14x14 pixels per image (see the measurements above). */

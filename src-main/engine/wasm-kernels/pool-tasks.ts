@@ -4,6 +4,7 @@
  * own instance of the module on the shared heap.
  */
 import type { WasmMemory } from './backend-module.js';
+import { tableGemmTask } from './gemm.js';
 import { filterGradPart, stridedFilterGradTilesOnMemory } from './strided-filter-grad.js';
 import { transformRowsTask } from './winograd-transforms.js';
 
@@ -16,6 +17,7 @@ const TASKS: Record<string, TaskFactory> = {
     return filterGradPart(tiles, args);
   },
   transformRows: transformRowsTask,
+  tableGemm: tableGemmTask,
 };
 
 /** The part function of task `name` (throws on an unknown name: a main/worker version mismatch). */

@@ -18,6 +18,7 @@
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { type Activation, AT, BT, G, getTranspose, runTransformRows, type Side, type TransformSpec, transformsAvailable, transposeMatrix } from './winograd-transforms.js';
+import { runTableGemm } from './gemm.js';
 import { kernelThreads } from './kernel-pool.js';
 import { outerProductSum, stridedFilterGradTiles } from './strided-filter-grad.js';
 import { crop4d, heapF32, heapOffset, type Info, padSpatial, type Scratch, type Shape4, xnnpackThreads } from './wasm-ops.js';
@@ -48,22 +49,24 @@ export interface WinogradShape {
 export type WinogradUse = 'forward' | 'inputGrad' | 'filterGrad';
 
 /**
- * Measured (1 thread, ResNet shapes; direct = XNNPACK with its filter cached, as in inference):
- * - below ~40 MFLOP the fixed costs (36 GEMM calls, transforms) lose: 1x28x28x32 and 1x14x14x64
- *   run at ~0.55x, 1x56x56x32 and 1x28x28x64 at 1.4-1.9x;
- * - forward: the 36 transformed filters are new tensors every call, which XNNPACK packs (or, with
- *   few tiles, the transposed form packs the tiles); with few tiles that dominates: 1 tile
- *   (1x4x4x512) 0.18x, 4 tiles 0.56x, 8 tiles 1.08x, 16 tiles (16x4x4x512, 4x7x7x512,
- *   1x14x14x256) 1.3-1.6x, ResNet layers at batch 16 and 224 px 2.2-3x;
- * - input gradient: the direct form packs a fresh flipped filter every call too: Winograd wins
- *   3-4.5x from a single tile on;
- * - filter gradient: 1 tile 0.81x, 2 tiles 1.0x, 4 tiles 1.7x, batch 16 2-4x.
+ * Measured with the products on our GEMM (1 / 2 threads; direct = XNNPACK, with its filter cached
+ * in the forward pass as in inference; Winograd / direct speed):
+ * - forward: the weight transform (36 planes of Ci x Co) is a fixed cost that few tiles cannot
+ *   carry: 1x4x4x512 (1 tile) 0.28x / 0.24x, 2 tiles 0.62x / 0.49x, 4 tiles 0.88-1.13x /
+ *   0.78-0.96x, 8 tiles 1.62x / 1.50x, 16x4x4x512 2.3x / 2.2x; and below ~40 MFLOP threads favour
+ *   XNNPACK: 1x28x28x32 and 1x14x14x64 (14 MFLOP) 1.23-1.29x on 1 thread but 0.68-0.74x on 2;
+ * - input gradient: the direct form packs a fresh flipped filter every call too: Winograd won
+ *   3-4.5x from a single tile on even with XNNPACK's GEMMs;
+ * - filter gradient: 1 tile 0.89x / 0.94x, 2 tiles 1.10x / 0.96x, 4 tiles 1.8-2.5x, 16 tiles
+ *   3.5-5.2x, and from ~10 MFLOP: 1x7x7x64 (4 MFLOP) 2.3x but 1x14x14x32 (4 MFLOP) 0.57x,
+ *   1x56x56x16 (14 MFLOP) 1.29x.
  */
-const MIN_TILES: Record<WinogradUse, number> = { forward: 16, inputGrad: 1, filterGrad: 4 };
+const MIN_TILES: Record<WinogradUse, number> = { forward: 8, inputGrad: 1, filterGrad: 4 };
+const MIN_FLOPS: Record<WinogradUse, number> = { forward: 40e6, inputGrad: 40e6, filterGrad: 10e6 };
 
 export function winogradPays(shape: WinogradShape, use: WinogradUse = 'forward'): boolean {
   const directFlops = 2 * 9 * shape.n * shape.outH * shape.outW * shape.ci * shape.co;
-  if (directFlops < 40e6) return false;
+  if (directFlops < MIN_FLOPS[use]) return false;
   const tiles = shape.n * Math.ceil(shape.outH / 4) * Math.ceil(shape.outW / 4);
   return tiles >= MIN_TILES[use];
 }
@@ -78,7 +81,7 @@ export function useWinograd(backend: BackendWasm, shape: WinogradShape, use: Win
 }
 
 /** Calls taken through Winograd (tests check which path ran). */
-export const winogradStats = { forward: 0, filterGrad: 0, transposedGemm: 0, outerProductFilterGrad: 0 };
+export const winogradStats = { forward: 0, filterGrad: 0, outerProductFilterGrad: 0 };
 
 const POSITIONS = 36;
 
@@ -169,29 +172,10 @@ export function transposeLast2(s: Scratch, x: Info): Info {
   return out;
 }
 
-/** a [M, K] x b [K, N]: rank 2 is batch 1, XNNPACK's path. */
-function gemm(s: Scratch, a: Info, b: Info): Info {
-  return s.run('BatchMatMul', { a, b }, { transposeA: false, transposeB: false });
-}
-
 export interface Epilogue {
   bias?: Info;
   act: Activation;
 }
-
-/**
- * The filter of a Winograd convolution: `w` [3, 3, Ci, Co], or its per-tap transpose `wT`
- * [3, 3, Co, Ci] where that is cheaper for the caller; the other one is derived when needed.
- */
-export type WinogradFilter = { w: Info; wT?: undefined } | { w?: undefined; wT: Info } | { w: Info; wT: Info };
-
-/**
- * Whether to compute M[p]^T = U[p]^T V[p]^T instead of M[p] = V[p] U[p]: the stock BatchMatMul
- * packs its b operand on every call (b is new each time), U[p] (Ci x Co) in the plain form,
- * V[p]^T (Ci x tiles) in this one. Measured 16x7x7x512 (64 tiles): forward 51 -> 37 ms; the
- * transposes of V and M cost ~2 ms there.
- */
-export const transposedGemmPays = (tiles: number, co: number) => 2 * tiles <= co;
 
 /**
  * y[n, oh, ow, co] = sum_{a, b, ci} x[n, oh + a - top, ow + b - left, ci] * w[a, b, ci, co]
@@ -201,7 +185,7 @@ export const transposedGemmPays = (tiles: number, co: number) => 2 * tiles <= co
 export function winogradConv2d(
   s: Scratch,
   x: Info,
-  filter: Info | WinogradFilter,
+  filter: Info,
   top: number,
   left: number,
   outH: number,
@@ -209,35 +193,17 @@ export function winogradConv2d(
   epilogue: Epilogue = { act: 'linear' },
 ): Info {
   winogradStats.forward++;
-  const f: WinogradFilter = 'dataId' in filter ? { w: filter as Info } : (filter as WinogradFilter);
-  const [n] = x.shape as Shape4;
-  const co = f.w ? f.w.shape[3] : f.wT!.shape[2];
+  const [n, , , ci] = x.shape as Shape4;
+  const co = filter.shape[3];
   const t = tiling(n, outH, outW);
-  let m: Info[];
-  if (!transposedGemmPays(t.tiles, co)) {
-    const u = weightTransform(s, f.w ?? transposeLast2(s, f.wT!));
-    const v = inputTransform(s, x, top, left, t);
-    m = v.map((vp, p) => {
-      const mp = gemm(s, vp, u[p]);
-      s.release(vp);
-      s.release(u[p]);
-      return mp;
-    });
-  } else {
-    winogradStats.transposedGemm++;
-    const uT = weightTransform(s, f.wT ?? transposeLast2(s, f.w!)); // [Co, Ci] each
-    const v = inputTransform(s, x, top, left, t);
-    m = v.map((vp, p) => {
-      const vT = transposeLast2(s, vp);
-      s.release(vp);
-      const mT = gemm(s, uT[p], vT); // [Co, tiles]
-      s.release(vT);
-      s.release(uT[p]);
-      const mp = transposeLast2(s, mT);
-      s.release(mT);
-      return mp;
-    });
-  }
+  const u = weightTransform(s, filter);
+  const v = inputTransform(s, x, top, left, t);
+  // M[p] = V[p] x U[p]: 36 products [tiles, Ci] x [Ci, Co], split over the kernel pool's threads.
+  const m = v.map(() => s.alloc([t.tiles, co]));
+  const layout = { k: ci, lda: ci, ldb: co, ldc: co };
+  const products = { layout, aTable: addressTable(s, v), bTable: addressTable(s, u), cTable: addressTable(s, m), count: POSITIONS, m: t.tiles, n: co };
+  if (!runTableGemm(s.backend, products)) throw new Error('wasm-kernels: the Winograd products need wasm SIMD');
+  for (const b of [...v, ...u]) s.release(b);
   const hq = 4 * t.th;
   const wq = 4 * t.tw;
   const y = s.alloc([n, hq, wq, co]);
@@ -300,24 +266,26 @@ export function winogradFilterGrad(s: Scratch, x: Info, dy: Info, top: number, l
   // 54 -> 35 ms, 28x28x128 24 -> 30 (loses).
   const minTilesPerChannel = kernelThreads(s.backend) < xnnpackThreads(s.backend) ? 16 : 4;
   const tiles = t.tiles >= minTilesPerChannel * ci ? stridedFilterGradTiles(s.backend) : null;
-  if (tiles) winogradStats.outerProductFilterGrad++;
-  const du = v.map((vp, p) => {
-    let dup: Info;
-    if (tiles) {
-      dup = s.alloc([ci, co]);
+  let du: Info[];
+  if (tiles) {
+    winogradStats.outerProductFilterGrad++;
+    du = v.map((vp, p) => {
+      const dup = s.alloc([ci, co]);
       const view = heapF32(s.backend, dup);
       view.fill(0);
       outerProductSum(s.backend, tiles, byteAddress(s, vp), byteAddress(s, dm[p]), view.byteOffset, t.tiles, ci, co);
-      s.release(vp);
-    } else {
-      const vT = transposeLast2(s, vp);
-      s.release(vp);
-      dup = gemm(s, vT, dm[p]);
-      s.release(vT);
-    }
-    s.release(dm[p]);
-    return dup;
-  });
+      return dup;
+    });
+  } else {
+    // dU[p] = V[p]^T [Ci, tiles] x dM[p] [tiles, Co].
+    const vT = v.map((vp) => transposeLast2(s, vp));
+    du = v.map(() => s.alloc([ci, co]));
+    const layout = { k: t.tiles, lda: t.tiles, ldb: co, ldc: co };
+    const products = { layout, aTable: addressTable(s, vT), bTable: addressTable(s, dm), cTable: addressTable(s, du), count: POSITIONS, m: ci, n: co };
+    if (!runTableGemm(s.backend, products)) throw new Error('wasm-kernels: the Winograd products need wasm SIMD');
+    for (const b of vT) s.release(b);
+  }
+  for (const b of [...v, ...dm]) s.release(b);
   const dw = s.alloc([3, 3, ci, co]);
   const plane = ci * co * 4;
   const duTable = addressTable(s, du);

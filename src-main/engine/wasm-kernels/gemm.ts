@@ -1,0 +1,195 @@
+/**
+ * C = A x B (row-major, float32) as a generated WebAssembly SIMD kernel on the tfjs heap, for the
+ * 36 small products of a Winograd convolution (winograd.ts). Through the stock BatchMatMul each of
+ * them is one XNNPACK call that packs a fresh B and, with threads, splits a ~0.2 ms product over
+ * the pthread pool; here a product is a plain loop nest, and the kernel pool runs whole products
+ * on its threads (36 independent parts).
+ *
+ * Register tile: R rows of A x V vectors (4V columns) of B, R*V accumulators; per step of the
+ * reduction R broadcast loads from A, V vector loads from B and R*V multiply-adds. A module is
+ * generated per (K, lda, ldb, ldc), so that every address offset is an immediate; the rows of a
+ * tile walk the reduction together and the tile is stored once at the end.
+ */
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { backendMemory, exportsOnBackend, exportsOnMemory, type WasmExports, type WasmMemory } from './backend-module.js';
+import { poolParts, runParts } from './kernel-pool.js';
+import { encodeModule, type FunctionDef, op, uleb } from './wasm-asm.js';
+
+/** v128.load32_splat: one float broadcast to 4 lanes. */
+const load32Splat = (offset = 0) => [0xfd, ...uleb(0x09), ...uleb(2), ...uleb(offset)];
+
+/** Row tile heights and vector widths generated (4x2: 8 accumulators + 4 splats + 2 loads). */
+const TILE_R = 4;
+const TILE_V = 2;
+
+/** Leading dimensions (in floats) and the reduction length, baked into the module. */
+export interface GemmLayout {
+  k: number;
+  lda: number;
+  ldb: number;
+  ldc: number;
+}
+
+/**
+ * gemm_R_V(a, b, c, mBlocks, nBlocks): for mBlocks blocks of R rows and nBlocks blocks of 4V
+ * columns, C[rows, cols] = sum_k A[rows, k] * B[k, cols]. Byte addresses.
+ */
+function gemmFunction(R: number, V: number, g: GemmLayout): FunctionDef {
+  const [a, b, c, mBlocks, nBlocks] = [0, 1, 2, 3, 4];
+  let next = 5;
+  const [mi, ni, ki, pa, pb, pc, rowA, rowC, colB] = Array.from({ length: 9 }, () => next++);
+  const acc = Array.from({ length: R }, () => Array.from({ length: V }, () => next++));
+  const splat = Array.from({ length: R }, () => next++);
+  const bv = Array.from({ length: V }, () => next++);
+  const countDown = (counter: number, limit: number[], body: number[][]): number[] => [
+    ...limit,
+    ...op.set(counter),
+    ...op.loop,
+    ...body.flat(),
+    ...op.get(counter),
+    ...op.i32(1),
+    ...op.i32Sub,
+    ...op.tee(counter),
+    ...op.brIf(0),
+    ...op.end,
+  ];
+  const addConst = (local: number, amount: number) => [...op.get(local), ...op.i32(amount), ...op.i32Add, ...op.set(local)];
+  const step: number[][] = [];
+  for (let r = 0; r < R; r++) step.push([...op.get(pa), ...load32Splat(r * g.lda * 4), ...op.set(splat[r])]);
+  for (let v = 0; v < V; v++) {
+    step.push([...op.get(pb), ...op.v128Load(16 * v), ...op.set(bv[v])]);
+    for (let r = 0; r < R; r++) {
+      step.push([...op.get(acc[r][v]), ...op.get(splat[r]), ...op.get(bv[v]), ...op.f32x4Mul, ...op.f32x4Add, ...op.set(acc[r][v])]);
+    }
+  }
+  step.push(addConst(pa, 4), addConst(pb, g.ldb * 4));
+  const zero = acc.flat().map((l) => [...op.f32x4Const(0), ...op.set(l)]);
+  const store: number[][] = [];
+  for (let r = 0; r < R; r++) {
+    for (let v = 0; v < V; v++) store.push([...op.get(pc), ...op.get(acc[r][v]), ...op.v128Store(r * g.ldc * 4 + 16 * v)]);
+  }
+  return {
+    name: `gemm_${R}_${V}`,
+    params: Array(5).fill('i32'),
+    locals: [...Array(9).fill('i32'), ...Array(R * V + R + V).fill('v128')],
+    body: [
+      [...op.get(a), ...op.set(rowA), ...op.get(c), ...op.set(rowC)],
+      countDown(mi, op.get(mBlocks), [
+        [...op.get(b), ...op.set(colB), ...op.get(rowC), ...op.set(pc)],
+        countDown(ni, op.get(nBlocks), [
+          ...zero,
+          [...op.get(rowA), ...op.set(pa), ...op.get(colB), ...op.set(pb)],
+          countDown(ki, op.i32(g.k), step),
+          ...store,
+          addConst(colB, 16 * V),
+          addConst(pc, 16 * V),
+        ]),
+        addConst(rowA, R * g.lda * 4),
+        addConst(rowC, R * g.ldc * 4),
+      ]),
+    ],
+  };
+}
+
+function functions(g: GemmLayout): () => FunctionDef[] {
+  return () => {
+    const defs: FunctionDef[] = [];
+    for (let r = 1; r <= TILE_R; r++) for (let v = 1; v <= TILE_V; v++) defs.push(gemmFunction(r, v, g));
+    return defs;
+  };
+}
+
+type GemmFn = (a: number, b: number, c: number, mBlocks: number, nBlocks: number) => void;
+
+/** C [m, n] = A [m, k] x B [k, n] with this layout; n must be a multiple of 4. Byte addresses. */
+export type Gemm = (a: number, b: number, c: number, m: number, n: number) => void;
+
+const bound = new WeakMap<WasmExports, Gemm>();
+
+function bind(e: WasmExports | null, g: GemmLayout): Gemm | null {
+  if (!e) return null;
+  let gemm = bound.get(e);
+  if (gemm) return gemm;
+  const fn = (r: number, v: number) => e[`gemm_${r}_${v}`] as unknown as GemmFn;
+  gemm = (a, b, c, m, n) => {
+    if (n % 4 !== 0) throw new Error('gemm: n must be a multiple of 4');
+    const vectors = n / 4;
+    const fullM = m - (m % TILE_R);
+    const fullV = vectors - (vectors % TILE_V);
+    // Body in whole tiles, then the last rows and the last vectors with narrower tiles.
+    const columns = (rowA: number, rowC: number, r: number, blocks: number) => {
+      if (fullV > 0) fn(r, TILE_V)(rowA, b, rowC, blocks, fullV / TILE_V);
+      if (fullV < vectors) fn(r, vectors - fullV)(rowA, b + fullV * 16, rowC + fullV * 16, blocks, 1);
+    };
+    if (fullM > 0) columns(a, c, TILE_R, fullM / TILE_R);
+    if (fullM < m) columns(a + fullM * g.lda * 4, c + fullM * g.ldc * 4, m - fullM, 1);
+  };
+  bound.set(e, gemm);
+  return gemm;
+}
+
+const key = (g: GemmLayout) => `gemm ${g.k} ${g.lda} ${g.ldb} ${g.ldc}`;
+
+/** The product for this layout on the backend's heap, or null where generated SIMD cannot run. */
+export function gemmOnBackend(backend: BackendWasm, g: GemmLayout): Gemm | null {
+  return bind(exportsOnBackend(backend, key(g), functions(g)), g);
+}
+
+/** The same on a kernel-pool thread. */
+export function gemmOnMemory(memory: WasmMemory, g: GemmLayout): Gemm | null {
+  return bind(exportsOnMemory(memory, key(g), functions(g)), g);
+}
+
+/** Test hook: the module's bytes (encoder / opcode errors show in WebAssembly.validate). */
+export function gemmModuleBytes(g: GemmLayout, shared = false): Uint8Array {
+  return encodeModule(functions(g)(), { shared });
+}
+
+/**
+ * A batch of products C_i = A_i x B_i (i < count, all with one layout and shape m x n), whose byte
+ * addresses sit in three i32 tables on the heap: the kernel-pool task `tableGemm`, one range of
+ * products per part.
+ */
+export interface TableGemm {
+  layout: GemmLayout;
+  aTable: number;
+  bTable: number;
+  cTable: number;
+  count: number;
+  m: number;
+  n: number;
+}
+
+const tableArgs = (t: TableGemm) => [t.layout.k, t.layout.lda, t.layout.ldb, t.layout.ldc, t.aTable, t.bTable, t.cTable, t.count, t.m, t.n];
+
+function tableGemmPart(gemm: Gemm, memory: WasmMemory, t: TableGemm): (part: number, parts: number) => void {
+  return (part, parts) => {
+    const heap = new Int32Array(memory.buffer);
+    const end = Math.floor((t.count * (part + 1)) / parts);
+    for (let i = Math.floor((t.count * part) / parts); i < end; i++) {
+      gemm(heap[t.aTable / 4 + i], heap[t.bTable / 4 + i], heap[t.cTable / 4 + i], t.m, t.n);
+    }
+  };
+}
+
+/** pool-tasks.ts' side of runTableGemm. */
+export function tableGemmTask(memory: WasmMemory, args: readonly number[]): (part: number, parts: number) => void {
+  const [k, lda, ldb, ldc, aTable, bTable, cTable, count, m, n] = args;
+  const layout = { k, lda, ldb, ldc };
+  const gemm = gemmOnMemory(memory, layout);
+  if (!gemm) throw new Error('the GEMM kernel could not be instantiated on this thread');
+  return tableGemmPart(gemm, memory, { layout, aTable, bTable, cTable, count, m, n });
+}
+
+/** Runs the batch of products, split over the kernel pool's threads. False where our GEMM cannot run. */
+export function runTableGemm(backend: BackendWasm, t: TableGemm): boolean {
+  const gemm = gemmOnBackend(backend, t.layout);
+  const memory = backendMemory(backend);
+  if (!gemm || !memory) return false;
+  // ~55 GFLOP/s on one thread (measured on Winograd-sized products).
+  const micros = (2 * t.count * t.m * t.n * t.layout.k) / 55e3;
+  const parts = poolParts(backend, micros, t.count);
+  const run = tableGemmPart(gemm, memory, t);
+  runParts(backend, { name: 'tableGemm', args: tableArgs(t) }, parts, (part) => run(part, parts));
+  return true;
+}

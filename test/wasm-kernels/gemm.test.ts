@@ -1,0 +1,86 @@
+/**
+ * The generated GEMM (gemm.ts) against a float64 JS product: whole register tiles, the row and
+ * column tails, leading dimensions wider than the matrices, and a batch of products through the
+ * address tables that the Winograd convolution uses.
+ */
+import assert from 'node:assert/strict';
+import { before, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { gemmModuleBytes, gemmOnBackend, runTableGemm } from '../../src-main/engine/wasm-kernels/gemm.js';
+import { heapOffset } from '../../src-main/engine/wasm-kernels/wasm-ops.js';
+import { randomArray, rng, useWasmWithTrainingKernels } from './helpers.js';
+
+before(useWasmWithTrainingKernels);
+
+const backend = () => tf.backend() as unknown as BackendWasm;
+const address = (t: tf.Tensor) => heapOffset(backend(), t).offset * 4;
+
+/** C = A x B in float64, A [m, k] with row stride lda, B [k, n] with row stride ldb. */
+function reference(a: Float32Array, b: Float32Array, m: number, k: number, n: number, lda: number, ldb: number): Float64Array {
+  const c = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) for (let p = 0; p < k; p++) c[i * n + j] += a[i * lda + p] * b[p * ldb + j];
+  return c;
+}
+
+function assertClose(actual: Float32Array, expected: Float64Array, n: number, ldc: number, label: string): void {
+  let scale = 0;
+  for (const v of expected) scale = Math.max(scale, Math.abs(v));
+  for (let i = 0; i < expected.length; i++) {
+    const got = actual[Math.floor(i / n) * ldc + (i % n)];
+    assert.ok(Math.abs(got - expected[i]) <= 1e-5 * scale, `${label}: element ${i} is ${got}, expected ${expected[i]}`);
+  }
+}
+
+test('the generated GEMM module validates', () => {
+  const Wasm = (globalThis as unknown as { WebAssembly: { validate(b: Uint8Array): boolean } }).WebAssembly;
+  assert.ok(Wasm.validate(gemmModuleBytes({ k: 64, lda: 64, ldb: 128, ldc: 128 })));
+  assert.ok(Wasm.validate(gemmModuleBytes({ k: 3, lda: 7, ldb: 4, ldc: 8 }, true)));
+});
+
+test('C = A x B for whole tiles, row and column tails and padded leading dimensions', () => {
+  const r = rng(7);
+  const shapes = [
+    // m, k, n, lda, ldb, ldc
+    [8, 16, 8, 16, 8, 8],
+    [1, 1, 4, 1, 4, 4],
+    [3, 5, 4, 5, 4, 4],
+    [7, 9, 12, 9, 12, 12],
+    [13, 33, 20, 40, 24, 28],
+    [64, 64, 64, 64, 64, 64],
+    [101, 17, 36, 17, 36, 36],
+  ];
+  for (const [m, k, n, lda, ldb, ldc] of shapes) {
+    const a = randomArray(m * lda, r);
+    const b = randomArray(k * ldb, r);
+    const at = tf.tensor(a);
+    const bt = tf.tensor(b);
+    const ct = tf.fill([m * ldc], 7);
+    const gemm = gemmOnBackend(backend(), { k, lda, ldb, ldc });
+    assert.ok(gemm, 'the GEMM kernel did not instantiate');
+    gemm(address(at), address(bt), address(ct), m, n);
+    const c = ct.dataSync() as Float32Array;
+    assertClose(c, reference(a, b, m, k, n, lda, ldb), n, ldc, `${m}x${k}x${n}`);
+    // Columns between n and ldc are not written.
+    for (let i = 0; i < m; i++) for (let j = n; j < ldc; j++) assert.equal(c[i * ldc + j], 7);
+    tf.dispose([at, bt, ct]);
+  }
+});
+
+test('a batch of products through address tables (the Winograd layout)', () => {
+  const r = rng(8);
+  const [count, m, k, n] = [5, 21, 12, 16];
+  const as = Array.from({ length: count }, () => randomArray(m * k, r));
+  const bs = Array.from({ length: count }, () => randomArray(k * n, r));
+  const at = as.map((a) => tf.tensor(a));
+  const bt = bs.map((b) => tf.tensor(b));
+  const ct = as.map(() => tf.zeros([m * n]));
+  const table = (ts: tf.Tensor[]) => {
+    const t = tf.tensor(new Float32Array(Int32Array.from(ts.map(address)).buffer));
+    return { t, at: address(t) };
+  };
+  const [ta, tb, tc] = [table(at), table(bt), table(ct)];
+  assert.ok(runTableGemm(backend(), { layout: { k, lda: k, ldb: n, ldc: n }, aTable: ta.at, bTable: tb.at, cTable: tc.at, count, m, n }));
+  ct.forEach((c, i) => assertClose(c.dataSync() as Float32Array, reference(as[i], bs[i], m, k, n, k, n), n, n, `product ${i}`));
+  tf.dispose([...at, ...bt, ...ct, ta.t, tb.t, tc.t]);
+});
