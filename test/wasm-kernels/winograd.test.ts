@@ -191,15 +191,11 @@ test('Conv2DBackpropInput (stride 1, 3x3) matches cpu through Winograd', () => {
 });
 
 test('Conv2DBackpropFilter (stride 1, 3x3) matches cpu through Winograd', () => {
-  const outerBefore = winogradStats.outerProductFilterGrad;
   const calls = counting(() => {
     FIXED.forEach((c, i) => (worst.dw = Math.max(worst.dw, checkDw(c, 600 + i))));
     RANDOM.forEach((c, i) => (worst.dw = Math.max(worst.dw, checkDw(c, 700 + i))));
   });
   assert.equal(calls.filterGrad, FIXED.length + RANDOM.length);
-  // Both ways of forming dU = V^T dM ran: the outer-product kernel (many tiles per channel) and the GEMM.
-  const outer = winogradStats.outerProductFilterGrad - outerBefore;
-  assert.ok(outer > 0 && outer < calls.filterGrad, `${outer} of ${calls.filterGrad}`);
 });
 
 test('ineligible shapes fall back and stay correct: stride 2, 5x5, dilation 2, channels not a multiple of 4, prelu', () => {

@@ -313,13 +313,3 @@ export function pooledFilterGrad(backend: BackendWasm, tiles: Tiles, x: number, 
   const run = filterGradPart(tiles, args);
   runParts(backend, { name: 'filterGrad', args }, parts, (part) => run(part, parts));
 }
-
-/**
- * a^T b for a [rows, A] and b [rows, B] with a long reduction (rows) and B a multiple of 4, added
- * into `acc` ([A, B], byte address): the same kernel as a 1x1 filter gradient over `rows` pixels.
- * XNNPACK's GEMM streams such K-long operands from L2 per output tile and repacks b each call.
- */
-export function outerProductSum(backend: BackendWasm, tiles: Tiles, a: number, b: number, acc: number, rows: number, aCols: number, bCols: number): void {
-  const g: DirectGeometry = { n: 1, h: rows, w: 1, ci: aCols, ho: rows, wo: 1, co: bCols, kh: 1, kw: 1, sh: 1, sw: 1, pt: 0, pl: 0 };
-  pooledFilterGrad(backend, tiles, a, b, acc, g);
-}

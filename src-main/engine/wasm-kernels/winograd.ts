@@ -19,9 +19,7 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { type Activation, AT, BT, G, getTranspose, runTransformRows, type Side, type TransformSpec, transformsAvailable, transposeMatrix } from './winograd-transforms.js';
 import { runTableGemm } from './gemm.js';
-import { kernelThreads } from './kernel-pool.js';
-import { outerProductSum, stridedFilterGradTiles } from './strided-filter-grad.js';
-import { crop4d, heapF32, heapOffset, type Info, padSpatial, type Scratch, type Shape4, xnnpackThreads } from './wasm-ops.js';
+import { crop4d, heapOffset, type Info, padSpatial, type Scratch, type Shape4 } from './wasm-ops.js';
 
 export type WinogradMode = 'off' | 'auto' | 'always';
 
@@ -81,7 +79,7 @@ export function useWinograd(backend: BackendWasm, shape: WinogradShape, use: Win
 }
 
 /** Calls taken through Winograd (tests check which path ran). */
-export const winogradStats = { forward: 0, filterGrad: 0, outerProductFilterGrad: 0 };
+export const winogradStats = { forward: 0, filterGrad: 0 };
 
 const POSITIONS = 36;
 
@@ -258,33 +256,15 @@ export function winogradFilterGrad(s: Scratch, x: Info, dy: Info, top: number, l
     bias: 0,
   });
   if (dyPad !== dy) s.release(dyPad);
-  // dU[p] = V[p]^T dM[p] reduces over the tiles. With many tiles per input channel XNNPACK's GEMM
-  // (after a transpose of V[p]) streams the long operands from L2 per output tile: the direct
-  // outer-product kernel reads them in place instead. Batch 16, whole dW, 1 thread: 56x56x64
-  // (49 tiles per channel) 63 -> 36 ms, 28x28x128 (6) 33 -> 29; 14x14x256 (1) 34 -> 36 and
-  // 7x7x512 32 -> 39 lose. With 2 XNNPACK threads (the direct kernel runs on one): 56x56x64
-  // 54 -> 35 ms, 28x28x128 24 -> 30 (loses).
-  const minTilesPerChannel = kernelThreads(s.backend) < xnnpackThreads(s.backend) ? 16 : 4;
-  const tiles = t.tiles >= minTilesPerChannel * ci ? stridedFilterGradTiles(s.backend) : null;
-  let du: Info[];
-  if (tiles) {
-    winogradStats.outerProductFilterGrad++;
-    du = v.map((vp, p) => {
-      const dup = s.alloc([ci, co]);
-      const view = heapF32(s.backend, dup);
-      view.fill(0);
-      outerProductSum(s.backend, tiles, byteAddress(s, vp), byteAddress(s, dm[p]), view.byteOffset, t.tiles, ci, co);
-      return dup;
-    });
-  } else {
-    // dU[p] = V[p]^T [Ci, tiles] x dM[p] [tiles, Co].
-    const vT = v.map((vp) => transposeLast2(s, vp));
-    du = v.map(() => s.alloc([ci, co]));
-    const layout = { k: t.tiles, lda: t.tiles, ldb: co, ldc: co };
-    const products = { layout, aTable: addressTable(s, vT), bTable: addressTable(s, dm), cTable: addressTable(s, du), count: POSITIONS, m: ci, n: co };
-    if (!runTableGemm(s.backend, products)) throw new Error('wasm-kernels: the Winograd products need wasm SIMD');
-    for (const b of vT) s.release(b);
-  }
+  // dU[p] = V[p]^T [Ci, tiles] x dM[p] [tiles, Co]: a long reduction. Measured against the
+  // outer-product kernel of strided-filter-grad.ts (no transposes; ms, batch 16, 1 / 2 threads):
+  // 56x56x64 39 / 26 -> 35 / 24, 32x32x64 13 / 15 -> 10 / 7-10, 28x28x128 31 / 21 -> 24 / 17.
+  const vT = v.map((vp) => transposeLast2(s, vp));
+  const du = v.map(() => s.alloc([ci, co]));
+  const layout = { k: t.tiles, lda: t.tiles, ldb: co, ldc: co };
+  const products = { layout, aTable: addressTable(s, vT), bTable: addressTable(s, dm), cTable: addressTable(s, du), count: POSITIONS, m: ci, n: co };
+  if (!runTableGemm(s.backend, products)) throw new Error('wasm-kernels: the Winograd products need wasm SIMD');
+  for (const b of vT) s.release(b);
   for (const b of [...v, ...dm]) s.release(b);
   const dw = s.alloc([3, 3, ci, co]);
   const plane = ci * co * 4;
