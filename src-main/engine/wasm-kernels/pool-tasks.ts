@@ -6,7 +6,7 @@
 import type { WasmMemory } from './backend-module.js';
 import { tableGemmTask } from './gemm.js';
 import { filterGradPart, stridedFilterGradTilesOnMemory } from './strided-filter-grad.js';
-import { transformRowsTask } from './winograd-transforms.js';
+import { tableTransposeTask, transformRowsTask } from './winograd-transforms.js';
 
 type TaskFactory = (memory: WasmMemory, args: readonly number[], text: string) => (part: number, parts: number) => void;
 
@@ -18,6 +18,7 @@ const TASKS: Record<string, TaskFactory> = {
   },
   transformRows: transformRowsTask,
   tableGemm: tableGemmTask,
+  tableTranspose: tableTransposeTask,
 };
 
 /** The part function of task `name` (throws on an unknown name: a main/worker version mismatch). */

@@ -10,7 +10,7 @@
  * 4 channels per instruction; channel runs must be multiples of 4 floats.
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { exportsOnBackend, exportsOnMemory, type WasmMemory } from './backend-module.js';
+import { backendMemory, exportsOnBackend, exportsOnMemory, type WasmMemory } from './backend-module.js';
 import { poolParts, runParts } from './kernel-pool.js';
 import { encodeModule, forLoop, type FunctionDef, op } from './wasm-asm.js';
 
@@ -251,6 +251,48 @@ export function transformRowsPart(fn: TransformFn, w: TransformRows): (part: num
       fn(w.src, b * w.srcImage + ty * w.srcRow, w.dst, b * w.dstImage + ty * w.dstRow, w.tw, w.chanBytes, w.bias);
     }
   };
+}
+
+/** A transpose on a kernel-pool thread (the same module as getTranspose's). */
+function getTransposeOnMemory(memory: WasmMemory): TransposeFn | null {
+  const e = exportsOnMemory(memory, 'winograd transpose', () => [{ ...transposeFunction(), name: 'main' }]);
+  return e ? (e.main as unknown as TransposeFn) : null;
+}
+
+/** `count` matrices [rows, cols] -> [cols, rows] whose byte addresses sit in two i32 tables. */
+export interface TableTranspose {
+  srcTable: number;
+  dstTable: number;
+  count: number;
+  rows: number;
+  cols: number;
+}
+const TRANSPOSE_KEYS = ['srcTable', 'dstTable', 'count', 'rows', 'cols'] as const;
+
+function tableTransposePart(fn: TransposeFn, memory: WasmMemory, t: TableTranspose): (part: number, parts: number) => void {
+  return (part, parts) => {
+    const heap = new Int32Array(memory.buffer);
+    const end = Math.floor((t.count * (part + 1)) / parts);
+    for (let i = Math.floor((t.count * part) / parts); i < end; i++) fn(heap[t.srcTable / 4 + i], heap[t.dstTable / 4 + i], t.rows, t.cols, 1);
+  };
+}
+
+/** pool-tasks.ts' side of runTableTranspose. */
+export function tableTransposeTask(memory: WasmMemory, args: readonly number[]): (part: number, parts: number) => void {
+  const fn = getTransposeOnMemory(memory);
+  if (!fn) throw new Error('the transpose kernel could not be instantiated on this thread');
+  return tableTransposePart(fn, memory, Object.fromEntries(TRANSPOSE_KEYS.map((k, i) => [k, args[i]])) as unknown as TableTranspose);
+}
+
+/** The transposes, split over the kernel pool's threads. cols must be a multiple of 4. */
+export function runTableTranspose(backend: BackendWasm, t: TableTranspose): void {
+  const fn = getTranspose(backend);
+  const memory = backendMemory(backend);
+  if (!fn || !memory) throw new Error('wasm-kernels: the SIMD transpose needs wasm SIMD');
+  // ~1 ns per element on one thread.
+  const parts = poolParts(backend, (t.count * t.rows * t.cols) / 1000, t.count);
+  const run = tableTransposePart(fn, memory, t);
+  runParts(backend, { name: 'tableTranspose', args: TRANSPOSE_KEYS.map((k) => t[k]) }, parts, (part) => run(part, parts));
 }
 
 /** pool-tasks.ts' side of runTransformRows. */

@@ -17,7 +17,7 @@
  * convolution by ~1e-6..1e-5 relative to the output scale (direct: ~1e-7).
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { type Activation, AT, BT, G, getTranspose, runTransformRows, type Side, type TransformSpec, transformsAvailable, transposeMatrix } from './winograd-transforms.js';
+import { type Activation, AT, BT, G, getTranspose, runTableTranspose, runTransformRows, type Side, type TransformSpec, transformsAvailable, transposeMatrix } from './winograd-transforms.js';
 import { runTableGemm } from './gemm.js';
 import { crop4d, heapOffset, type Info, padSpatial, type Scratch, type Shape4 } from './wasm-ops.js';
 
@@ -259,10 +259,12 @@ export function winogradFilterGrad(s: Scratch, x: Info, dy: Info, top: number, l
   // dU[p] = V[p]^T [Ci, tiles] x dM[p] [tiles, Co]: a long reduction. Measured against the
   // outer-product kernel of strided-filter-grad.ts (no transposes; ms, batch 16, 1 / 2 threads):
   // 56x56x64 39 / 26 -> 35 / 24, 32x32x64 13 / 15 -> 10 / 7-10, 28x28x128 31 / 21 -> 24 / 17.
-  const vT = v.map((vp) => transposeLast2(s, vp));
+  const vT = v.map(() => s.alloc([ci, t.tiles]));
+  const vTable = addressTable(s, vT);
+  runTableTranspose(s.backend, { srcTable: addressTable(s, v), dstTable: vTable, count: POSITIONS, rows: t.tiles, cols: ci });
   const du = v.map(() => s.alloc([ci, co]));
   const layout = { k: t.tiles, lda: t.tiles, ldb: co, ldc: co };
-  const products = { layout, aTable: addressTable(s, vT), bTable: addressTable(s, dm), cTable: addressTable(s, du), count: POSITIONS, m: ci, n: co };
+  const products = { layout, aTable: vTable, bTable: addressTable(s, dm), cTable: addressTable(s, du), count: POSITIONS, m: ci, n: co };
   if (!runTableGemm(s.backend, products)) throw new Error('wasm-kernels: the Winograd products need wasm SIMD');
   for (const b of vT) s.release(b);
   for (const b of [...v, ...dm]) s.release(b);
