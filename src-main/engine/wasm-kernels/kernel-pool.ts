@@ -100,7 +100,7 @@ class KernelPool {
     const encoded = new TextEncoder().encode(`${task.name}\n${task.text ?? ''}`);
     if (encoded.length > MAX_TEXT) throw new Error(`kernel pool: ${task.name}'s text is over ${MAX_TEXT} bytes`);
     this.running = true;
-    kernelPoolStats.tasks++;
+    kernelPoolTasks.set(task.name, (kernelPoolTasks.get(task.name) ?? 0) + 1);
     try {
       args.set(task.args);
       text.set(encoded);
@@ -140,8 +140,8 @@ function runLocally(parts: number, runPart: (part: number) => void): void {
 
 const pools = new WeakMap<WasmMemory, KernelPool>();
 
-/** Tasks handed to a pool (tests check that the pool ran). */
-export const kernelPoolStats = { tasks: 0 };
+/** Tasks handed to a pool, by name (tests check which kernels reached it). */
+export const kernelPoolTasks = new Map<string, number>();
 
 /**
  * Tests: `enabled = false` runs every part on the calling thread, in order. Nothing else changes
