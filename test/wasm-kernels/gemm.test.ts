@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { gemmModuleBytes, gemmOnBackend, runTableGemm } from '../../src-main/engine/wasm-kernels/gemm.js';
+import { gemmModuleBytes, gemmOnBackend, runGemm, runTableGemm } from '../../src-main/engine/wasm-kernels/gemm.js';
 import { heapOffset } from '../../src-main/engine/wasm-kernels/wasm-ops.js';
 import { randomArray, rng, useWasmWithTrainingKernels } from './helpers.js';
 
@@ -83,4 +83,15 @@ test('a batch of products through address tables (the Winograd layout)', () => {
   assert.ok(runTableGemm(backend(), { layout: { k, lda: k, ldb: n, ldc: n }, aTable: ta.at, bTable: tb.at, cTable: tc.at, count, m, n }));
   ct.forEach((c, i) => assertClose(c.dataSync() as Float32Array, reference(as[i], bs[i], m, k, n, k, n), n, n, `product ${i}`));
   tf.dispose([...at, ...bt, ...ct, ta.t, tb.t, tc.t]);
+});
+
+test('one product through runGemm (rows split into parts where a kernel pool runs)', () => {
+  const r = rng(9);
+  const [m, k, n] = [37, 24, 20];
+  const a = randomArray(m * k, r);
+  const b = randomArray(k * n, r);
+  const [at, bt, ct] = [tf.tensor(a), tf.tensor(b), tf.zeros([m * n])];
+  assert.ok(runGemm(backend(), { layout: { k, lda: k, ldb: n, ldc: n }, a: address(at), b: address(bt), c: address(ct), m, n }));
+  assertClose(ct.dataSync() as Float32Array, reference(a, b, m, k, n, k, n), n, n, 'runGemm');
+  tf.dispose([at, bt, ct]);
 });

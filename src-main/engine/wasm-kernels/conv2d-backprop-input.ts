@@ -17,10 +17,10 @@
  *   DepthToSpace + crop (16/9 of the minimal multiplies for 3x3 / s2).
  *
  * Measured 1 thread, 3x3 / s2 'same', ResNet-18 shapes, a fresh dy every call as in training (ms,
- * per phase -> GEMM): dy 16x4x4x512 -> 256 ch 20 -> 14, 16x7x7x512 56 -> 45, 16x8x8x256 16 -> 16,
- * 16x14x14x256 44 -> 45, 16x28x28x128 43 -> 54; 4x4x4x512 7.8 -> 3.7, 1x7x7x512 7.6 -> 3.3 (2
- * threads alike). The per-phase convolutions pack their filter taps on every call, which the GEMM
- * avoids; it does the full 9 taps per output, and its col2im and transposes grow with the pixels.
+ * per phase -> GEMM): dy 16x4x4x512 -> 256 ch 24 -> 11, 16x7x7x512 53 -> 34, 16x8x8x256 15 -> 15,
+ * 16x14x14x256 43 -> 44, 16x16x16x128 14-18 -> 16, 16x28x28x128 43 -> 50; 4x4x4x512 15 -> 3.0.
+ * The per-phase convolutions pack their filter taps on every call, which the GEMM avoids; it
+ * does the full 9 taps per output, and its col2im and transposes grow with the pixels.
  * (Zero insertion + Winograd, used before for few pixels, measured between the two: removed.)
  * Per phase against sub-pixel: dy 16x7x7x512 56 vs 100, 16x28x28x128 46 vs 72.
  *
@@ -30,6 +30,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { convAxes, inputGradPads, phaseAxis, phaseTap } from './conv-geometry.js';
 import { depthToSpaceCrop, flipSpatial, scatterStrided, zeroInsert } from './rearrange.js';
+import { gemmFits, runGemm } from './gemm.js';
 import { simdKernels } from './simd-kernels.js';
 import { transposeLast2, useWinograd, winogradConv2d } from './winograd.js';
 import { getTranspose } from './winograd-transforms.js';
@@ -47,7 +48,7 @@ interface Attrs {
 export const stridedInputGradStats = { gemm: 0, perPhase: 0, subPixel: 0 };
 export type StridedInputGradPath = keyof typeof stridedInputGradStats;
 
-/** Tests and benchmarks: force one strided path ('gemm' where it applies: Ci % 4 == 0, wasm SIMD). */
+/** Tests and benchmarks: force one strided path ('gemm' where it applies: Ci and N*Ho*Wo multiples of 4, wasm SIMD). */
 export const stridedInputGradOptions: { path: 'auto' | StridedInputGradPath } = { path: 'auto' };
 
 type Args = { inputs: { dy: Info; filter: Info }; backend: BackendWasm; attrs: Attrs };
@@ -120,16 +121,19 @@ export const gemmCol2imPays = (dyH: number, dyW: number) => dyH * dyW <= 196;
 
 function stridedPath(backend: BackendWasm, dy: Info, filter: Info): StridedInputGradPath {
   const forced = stridedInputGradOptions.path;
-  const gemmRuns = filter.shape[2] % 4 === 0 && simdKernels(backend) !== null;
+  // The col2im adds whole SIMD vectors of channels; the GEMM's columns are dy's pixels.
+  const pixels = dy.shape[0] * dy.shape[1] * dy.shape[2];
+  const gemmRuns = filter.shape[2] % 4 === 0 && pixels % 4 === 0 && simdKernels(backend) !== null;
   if (forced !== 'auto') return forced === 'gemm' && !gemmRuns ? 'perPhase' : forced;
   if (gemmRuns && gemmCol2imPays(dy.shape[1], dy.shape[2])) return 'gemm';
   return filter.shape[2] >= PER_PHASE_MIN_CI ? 'perPhase' : 'subPixel';
 }
 
 /**
- * dx as one GEMM and a col2im: colsT = W [kh*kw*Ci, Co] x dyT [Co, P] (P = N*Ho*Wo; XNNPACK
- * packs only the small dyT, not the filter as the per-phase convolutions must), transposed to
- * cols [P, kh*kw*Ci], whose Ci-runs are added into dx at each tap's input pixel. Ci % 4 == 0.
+ * dx as one GEMM and a col2im: colsT = W [kh*kw*Ci, Co] x dyT [Co, P] (P = N*Ho*Wo; the filter is
+ * not packed, where the per-phase convolutions pack their filter taps), transposed to cols
+ * [P, kh*kw*Ci], whose Ci-runs are added into dx at each tap's input pixel. Ci and P multiples
+ * of 4.
  */
 function gemmCol2im(s: Scratch, dy: Info, filter: Info, ah: Axis, aw: Axis): Info {
   stridedInputGradStats.gemm++;
@@ -137,7 +141,7 @@ function gemmCol2im(s: Scratch, dy: Info, filter: Info, ah: Axis, aw: Axis): Inf
   const [n, ho, wo] = dy.shape as Shape4;
   const pixels = n * ho * wo;
   const dyT = transposeLast2(s, s.reshape(dy, [pixels, co]));
-  const colsT = s.run(tf.BatchMatMul, { a: s.reshape(filter, [kh * kw * ci, co]), b: dyT }, { transposeA: false, transposeB: false });
+  const colsT = product(s, s.reshape(filter, [kh * kw * ci, co]), dyT);
   s.release(dyT);
   const cols = transposeLast2(s, colsT);
   s.release(colsT);
@@ -165,6 +169,19 @@ function gemmCol2im(s: Scratch, dy: Info, filter: Info, ah: Axis, aw: Axis): Inf
   }
   s.release(cols);
   return dx;
+}
+
+/** a [M, K] x b [K, N] on our GEMM where it is the faster one (`gemmFits`), else XNNPACK's. */
+function product(s: Scratch, a: Info, b: Info): Info {
+  const [m, k] = a.shape;
+  const n = b.shape[1];
+  if (gemmFits(n) && n % 4 === 0) {
+    const c = s.alloc([m, n]);
+    const at = (t: Info) => heapOffset(s.backend, t).offset * 4;
+    if (runGemm(s.backend, { layout: { k, lda: k, ldb: n, ldc: n }, a: at(a), b: at(b), c: at(c), m, n })) return c;
+    s.release(c);
+  }
+  return s.run(tf.BatchMatMul, { a, b }, { transposeA: false, transposeB: false });
 }
 
 function pointwise(s: Scratch, dy: Info, filter: Info, inShape: Shape4, ah: Axis, aw: Axis): Info {

@@ -4,7 +4,7 @@
  * own instance of the module on the shared heap.
  */
 import type { WasmMemory } from './backend-module.js';
-import { tableGemmTask } from './gemm.js';
+import { rowsGemmTask, tableGemmTask } from './gemm.js';
 import { filterGradPart, stridedFilterGradTilesOnMemory } from './strided-filter-grad.js';
 import { tableTransposeTask, transformRowsTask } from './winograd-transforms.js';
 
@@ -18,6 +18,7 @@ const TASKS: Record<string, TaskFactory> = {
   },
   transformRows: transformRowsTask,
   tableGemm: tableGemmTask,
+  gemmRows: rowsGemmTask,
   tableTranspose: tableTransposeTask,
 };
 
