@@ -115,11 +115,14 @@ const bound = new WeakMap<WasmExports, Gemm>();
 
 function bind(e: WasmExports | null, g: GemmLayout): Gemm | null {
   if (!e) return null;
+  if (!(g.k >= 1)) throw new Error(`gemm: the reduction length must be at least 1, got ${g.k}`);
   let gemm = bound.get(e);
   if (gemm) return gemm;
   const fn = (r: number, v: number) => e[`gemm_${r}_${v}`] as unknown as GemmFn;
   gemm = (a, b, c, m, n) => {
     if (n % 4 !== 0) throw new Error('gemm: n must be a multiple of 4');
+    // The generated loops run at least once: empty products never reach them.
+    if (m === 0 || n === 0) return;
     const vectors = n / 4;
     const fullM = m - (m % TILE_R);
     const fullV = vectors - (vectors % TILE_V);

@@ -83,6 +83,8 @@ const STALL_MS = 120_000;
 class KernelPool {
   private readonly views: ControlViews;
   private running = false;
+  /** Set when a worker stopped answering: every later task runs on the calling thread. */
+  broken = false;
 
   constructor(
     readonly workers: Worker[],
@@ -121,6 +123,7 @@ class KernelPool {
       const since = Date.now();
       for (let done = Atomics.load(ints, Slot.Done); done < this.workers.length; done = Atomics.load(ints, Slot.Done)) {
         if (Atomics.wait(ints, Slot.Done, done, 1_000) === 'timed-out' && Date.now() - since > STALL_MS) {
+          this.broken = true;
           throw new Error(`kernel pool: a worker thread did not finish ${task.name} within ${STALL_MS / 1000} s`);
         }
       }
@@ -151,7 +154,8 @@ export const kernelPoolOptions = { enabled: true };
 
 function poolOf(backend: BackendWasm): KernelPool | undefined {
   const memory = backendMemory(backend);
-  return memory ? pools.get(memory) : undefined;
+  const pool = memory ? pools.get(memory) : undefined;
+  return pool && !pool.broken ? pool : undefined;
 }
 
 /**

@@ -72,8 +72,8 @@ export const TRAINING_MODES: { mode: ModelForm['mode']; title: string; explain: 
 
 /**
  * The lesson's resnet34 where there is a GPU; on a CPU, a MobileNetV2 trains about twice as fast
- * (WebAssembly, 224 px: 8.3 against 3.8 images/s) for a small loss of accuracy, which matters more
- * to someone waiting for a first result.
+ * (WebAssembly, 224 px, 2 threads, test/bench/wasm-kernels.bench.ts --train: 9.5 against 4.8
+ * images/s) for a small loss of accuracy, which matters more to someone waiting for a first result.
  */
 export function defaultArchFor(backend: BackendInfo['name'] | undefined): { arch: string; why: string } {
   if (backend === 'node-gpu') return { arch: 'resnet34', why: "fastai's lesson-1 model; your GPU trains it quickly." };
