@@ -37,8 +37,8 @@ export const Slot = {
 } as const;
 // 8 slots keep the Float64 arguments 8-byte aligned.
 const SLOTS = 8;
-export const MAX_ARGS = 64;
-export const MAX_TEXT = 16_384;
+const MAX_ARGS = 64;
+const MAX_TEXT = 16_384;
 const MAX_ERROR = 2_048;
 
 /** Views on the control buffer, the same on both sides. */

@@ -206,7 +206,7 @@ function instantiate<F>(backend: BackendWasm, key: string, make: () => FunctionD
 }
 
 /** A transform on a kernel-pool thread (the same module as getTransform's). */
-export function getTransformOnMemory(memory: WasmMemory, spec: TransformSpec): TransformFn | null {
+function getTransformOnMemory(memory: WasmMemory, spec: TransformSpec): TransformFn | null {
   const e = exportsOnMemory(memory, `winograd ${JSON.stringify(spec)}`, () => [{ ...transformFunction(spec), name: 'main' }]);
   return e ? (e.main as unknown as TransformFn) : null;
 }
@@ -234,7 +234,7 @@ const ROW_KEYS = ['src', 'srcImage', 'srcRow', 'dst', 'dstImage', 'dstRow', 'n',
  * Part `part` of `parts`: a range of the rows, or, for a single tile (the weight transforms: one
  * call over every filter channel), a range of its channels, 16-byte aligned.
  */
-export function transformRowsPart(fn: TransformFn, w: TransformRows): (part: number, parts: number) => void {
+function transformRowsPart(fn: TransformFn, w: TransformRows): (part: number, parts: number) => void {
   const rows = w.n * w.th;
   return (part, parts) => {
     if (rows === 1 && w.tw === 1) {

@@ -5,9 +5,8 @@
  * Each 4x4 output tile comes from a 6x6 input tile d: y = A^T [U * V] A with V = B^T d B and
  * U = G g G^T, 36 products per tile instead of 144. Summed over input channels the product is a
  * matrix product per tile position p: M[p] = V[p] x U[p] with V[p] [tiles, Ci], U[p] [Ci, Co].
- * Those 36 GEMMs run on the stock BatchMatMul kernel, which uses XNNPACK only for un-transposed,
- * batch-1 operands (10x slower otherwise), so every operand is laid out to need no transpose
- * flag. The transforms are SIMD loops (winograd-transforms.ts).
+ * Those 36 GEMMs run on our generated GEMM (gemm.ts), split over the kernel pool's threads; the
+ * transforms are SIMD loops (winograd-transforms.ts), split by rows of tiles.
  *
  * Filter gradient: Winograd is linear in U, so dU[p] = V[p]^T dM[p] with dM = A dy_tile A^T
  * (the adjoint of the output transform; outputs past the edge count as zero), and
