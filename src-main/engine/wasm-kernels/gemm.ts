@@ -17,10 +17,8 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { backendMemory, exportsOnBackend, exportsOnMemory, type WasmExports, type WasmMemory } from './backend-module.js';
 import { poolParts, runParts } from './kernel-pool.js';
-import { encodeModule, type FunctionDef, op, uleb } from './wasm-asm.js';
+import { countDown, encodeModule, type FunctionDef, op } from './wasm-asm.js';
 
-/** v128.load32_splat: one float broadcast to 4 lanes. */
-const load32Splat = (offset = 0) => [0xfd, ...uleb(0x09), ...uleb(2), ...uleb(offset)];
 
 /** Row tile heights and vector widths generated (4x2: 8 accumulators + 4 splats + 2 loads). */
 const TILE_R = 4;
@@ -48,21 +46,9 @@ function gemmFunction(R: number, V: number, g: GemmLayout): FunctionDef {
   const acc = Array.from({ length: R }, () => Array.from({ length: V }, () => next++));
   const splat = Array.from({ length: R }, () => next++);
   const bv = Array.from({ length: V }, () => next++);
-  const countDown = (counter: number, limit: number[], body: number[][]): number[] => [
-    ...limit,
-    ...op.set(counter),
-    ...op.loop,
-    ...body.flat(),
-    ...op.get(counter),
-    ...op.i32(1),
-    ...op.i32Sub,
-    ...op.tee(counter),
-    ...op.brIf(0),
-    ...op.end,
-  ];
   const addConst = (local: number, amount: number) => [...op.get(local), ...op.i32(amount), ...op.i32Add, ...op.set(local)];
   const step: number[][] = [];
-  for (let r = 0; r < R; r++) step.push([...op.get(pa), ...load32Splat(r * g.lda * 4), ...op.set(splat[r])]);
+  for (let r = 0; r < R; r++) step.push([...op.get(pa), ...op.load32Splat(r * g.lda * 4), ...op.set(splat[r])]);
   for (let v = 0; v < V; v++) {
     step.push([...op.get(pb), ...op.v128Load(16 * v), ...op.set(bv[v])]);
     for (let r = 0; r < R; r++) {

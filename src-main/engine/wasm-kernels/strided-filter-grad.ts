@@ -22,10 +22,8 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { exportsOnBackend, exportsOnMemory, type WasmExports, type WasmMemory } from './backend-module.js';
 import { poolParts, runParts } from './kernel-pool.js';
-import { encodeModule, type FunctionDef, op, uleb } from './wasm-asm.js';
+import { countDown, encodeModule, type FunctionDef, op } from './wasm-asm.js';
 
-/** v128.load32_splat (not in wasm-asm's table): one float broadcast to 4 lanes. */
-const load32Splat = (offset = 0) => [0xfd, ...uleb(0x09), ...uleb(2), ...uleb(offset)];
 
 /** Largest register tiles generated: R input channels x V vectors of 4 output channels. */
 const MAX_R = 4;
@@ -60,18 +58,6 @@ function tileFunction(R: number, V: number): FunctionDef {
   const accs = Array.from({ length: R }, () => Array.from({ length: V }, () => next++));
   const splats = Array.from({ length: R }, () => next++);
   const d = next++;
-  const countDown = (counter: number, limit: number, body: number[][]): number[] => [
-    ...op.get(limit),
-    ...op.set(counter),
-    ...op.loop,
-    ...body.flat(),
-    ...op.get(counter),
-    ...op.i32(1),
-    ...op.i32Sub,
-    ...op.tee(counter),
-    ...op.brIf(0),
-    ...op.end,
-  ];
   const add = (local: number, by: number) => [...op.get(local), ...op.get(by), ...op.i32Add, ...op.set(local)];
   const accRows = (f: (i: number) => number[][]): number[][] => {
     const code: number[][] = [[...op.get(p.acc), ...op.set(ar)]];
@@ -82,7 +68,7 @@ function tileFunction(R: number, V: number): FunctionDef {
     return code;
   };
   const pixel: number[][] = [];
-  for (let i = 0; i < R; i++) pixel.push([...op.get(px), ...load32Splat(4 * i), ...op.set(splats[i])]);
+  for (let i = 0; i < R; i++) pixel.push([...op.get(px), ...op.load32Splat(4 * i), ...op.set(splats[i])]);
   for (let v = 0; v < V; v++) {
     pixel.push([...op.get(pd), ...op.v128Load(16 * v), ...op.set(d)]);
     for (let i = 0; i < R; i++) {
@@ -97,11 +83,11 @@ function tileFunction(R: number, V: number): FunctionDef {
     body: [
       ...accRows((i) => accs[i].map((a, v) => [...op.get(ar), ...op.v128Load(16 * v), ...op.set(a)])),
       [...op.get(p.x), ...op.set(xi), ...op.get(p.dy), ...op.set(di)],
-      countDown(img, p.imgs, [
+      countDown(img, op.get(p.imgs), [
         [...op.get(xi), ...op.set(xr), ...op.get(di), ...op.set(dr)],
-        countDown(row, p.rows, [
+        countDown(row, op.get(p.rows), [
           [...op.get(xr), ...op.set(px), ...op.get(dr), ...op.set(pd)],
-          countDown(col, p.cols, pixel),
+          countDown(col, op.get(p.cols), pixel),
           add(xr, p.xRow),
           add(dr, p.dyRow),
         ]),

@@ -75,6 +75,8 @@ export const op = {
   f32Sub: [0x93],
   f32Mul: [0x94],
   v128Load: (offset = 0) => simd(0x00, ...mem(2, offset)),
+  /** v128.load32_splat: one float broadcast to 4 lanes. */
+  load32Splat: (offset = 0) => simd(0x09, ...mem(2, offset)),
   v128Store: (offset = 0) => simd(0x0b, ...mem(2, offset)),
   /** v128.const of four equal floats. */
   f32x4Const: (v: number) => simd(0x0c, ...f32Bytes(v), ...f32Bytes(v), ...f32Bytes(v), ...f32Bytes(v)),
@@ -96,6 +98,15 @@ export const op = {
   f32x4Min: simd(0xe8),
   f32x4Max: simd(0xe9),
 };
+
+/**
+ * `counter = limit; do { body } while (--counter != 0)`: `limit` is code that leaves an i32 on the
+ * stack, which must be at least 1 (a zero would run 2^32 times). For inner loops whose counts the
+ * caller knows are positive: one decrement and branch per iteration.
+ */
+export function countDown(counter: number, limit: number[], body: number[][]): number[] {
+  return [...limit, ...op.set(counter), ...op.loop, ...body.flat(), ...op.get(counter), ...op.i32(1), ...op.i32Sub, ...op.tee(counter), ...op.brIf(0), ...op.end];
+}
 
 /**
  * `for (local = 0; local < limit; local += step) body` with i32 locals, compared unsigned (byte

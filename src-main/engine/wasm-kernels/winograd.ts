@@ -16,7 +16,20 @@
  * convolution by ~1e-6..1e-5 relative to the output scale (direct: ~1e-7).
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { type Activation, AT, BT, G, getTranspose, runTableTranspose, runTransformRows, type Side, type TransformSpec, transformsAvailable, transposeMatrix } from './winograd-transforms.js';
+import {
+  type Activation,
+  AT,
+  BT,
+  G,
+  getTranspose,
+  runTableTranspose,
+  runTransformRows,
+  type Side,
+  type TransformRows,
+  type TransformSpec,
+  transformsAvailable,
+  transposeMatrix,
+} from './winograd-transforms.js';
 import { runTableGemm } from './gemm.js';
 import { crop4d, heapOffset, type Info, padSpatial, type Scratch, type Shape4 } from './wasm-ops.js';
 
@@ -99,6 +112,23 @@ function addressTable(s: Scratch, buffers: Info[]): number {
 }
 
 
+/** Where a transform reads or writes its rows of tiles: a byte address and strides. */
+interface RowSide {
+  at: number;
+  image: number;
+  row: number;
+}
+
+/** An NHWC image of h x w pixels of `pix` bytes (whole tiles: h, w = 4 * tiles + 2 or 4 * tiles). */
+const imageSide = (at: number, h: number, w: number, pix: number): RowSide => ({ at, image: h * w * pix, row: 4 * w * pix });
+
+/** The tables side: element (tile, channel) of each position's buffer, tiles in (n, ty, tx) order. */
+const tableSide = (at: number, t: Tiling, pix: number): RowSide => ({ at, image: t.th * t.tw * pix, row: t.tw * pix });
+
+function rows(src: RowSide, dst: RowSide, t: Tiling, pix: number, bias = 0): TransformRows {
+  return { src: src.at, srcImage: src.image, srcRow: src.row, dst: dst.at, dstImage: dst.image, dstRow: dst.row, n: t.n, th: t.th, tw: t.tw, chanBytes: pix, bias };
+}
+
 /** The weight transforms: one tile whose channels are the whole filter plane. */
 const oneTile = (src: number, dst: number, plane: number) => ({ src, srcImage: 0, srcRow: 0, dst, dstImage: 0, dstRow: 0, n: 1, th: 1, tw: 1, chanBytes: plane, bias: 0 });
 
@@ -127,19 +157,8 @@ function inputTransform(s: Scratch, x: Info, top: number, left: number, t: Tilin
   const v = Array.from({ length: POSITIONS }, () => s.alloc([t.tiles, c]));
   const table = addressTable(s, v);
   const pix = c * 4;
-  runTransformRows(s.backend, spec(BT, { kind: 'image', rowBytes: wp * pix, pixBytes: pix }, { kind: 'table' }), {
-    src: byteAddress(s, padded),
-    srcImage: hp * wp * pix,
-    srcRow: 4 * wp * pix,
-    dst: table,
-    dstImage: t.th * t.tw * pix,
-    dstRow: t.tw * pix,
-    n: t.n,
-    th: t.th,
-    tw: t.tw,
-    chanBytes: pix,
-    bias: 0,
-  });
+  const src = imageSide(byteAddress(s, padded), hp, wp, pix);
+  runTransformRows(s.backend, spec(BT, { kind: 'image', rowBytes: wp * pix, pixBytes: pix }, { kind: 'table' }), rows(src, tableSide(table, t, pix), t, pix));
   if (padded !== x) s.release(padded);
   return v;
 }
@@ -207,19 +226,8 @@ export function winogradConv2d(
   const table = addressTable(s, m);
   const { bias, act } = epilogue;
   const pix = co * 4;
-  runTransformRows(s.backend, spec(AT, { kind: 'table' }, { kind: 'image', rowBytes: wq * pix, pixBytes: pix }, bias !== undefined, act), {
-    src: table,
-    srcImage: t.th * t.tw * pix,
-    srcRow: t.tw * pix,
-    dst: byteAddress(s, y),
-    dstImage: hq * wq * pix,
-    dstRow: 4 * wq * pix,
-    n,
-    th: t.th,
-    tw: t.tw,
-    chanBytes: pix,
-    bias: bias ? byteAddress(s, bias) : 0,
-  });
+  const out = spec(AT, { kind: 'table' }, { kind: 'image', rowBytes: wq * pix, pixBytes: pix }, bias !== undefined, act);
+  runTransformRows(s.backend, out, rows(tableSide(table, t, pix), imageSide(byteAddress(s, y), hq, wq, pix), t, pix, bias ? byteAddress(s, bias) : 0));
   for (const mp of m) s.release(mp);
   return crop4d(s, y, 0, 0, outH, outW);
 }
@@ -241,19 +249,8 @@ export function winogradFilterGrad(s: Scratch, x: Info, dy: Info, top: number, l
   const dm = Array.from({ length: POSITIONS }, () => s.alloc([t.tiles, co]));
   const table = addressTable(s, dm);
   const pix = co * 4;
-  runTransformRows(s.backend, spec(transposeMatrix(AT), { kind: 'image', rowBytes: wq * pix, pixBytes: pix }, { kind: 'table' }), {
-    src: byteAddress(s, dyPad),
-    srcImage: hq * wq * pix,
-    srcRow: 4 * wq * pix,
-    dst: table,
-    dstImage: t.th * t.tw * pix,
-    dstRow: t.tw * pix,
-    n,
-    th: t.th,
-    tw: t.tw,
-    chanBytes: pix,
-    bias: 0,
-  });
+  const src = imageSide(byteAddress(s, dyPad), hq, wq, pix);
+  runTransformRows(s.backend, spec(transposeMatrix(AT), { kind: 'image', rowBytes: wq * pix, pixBytes: pix }, { kind: 'table' }), rows(src, tableSide(table, t, pix), t, pix));
   if (dyPad !== dy) s.release(dyPad);
   // dU[p] = V[p]^T [Ci, tiles] x dM[p] [tiles, Co]: a long reduction. Measured against the
   // outer-product kernel of strided-filter-grad.ts (no transposes; ms, batch 16, 1 / 2 threads):
