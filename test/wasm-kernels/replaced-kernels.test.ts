@@ -1,6 +1,6 @@
 /**
  * The stock wasm kernels we replace for speed or memory (Tile, Sum, Mean, MaxPoolGrad, Slice,
- * Identity, Cast, BatchMatMul, PadV2) must keep their exact semantics: checked against `cpu`, including the cases
+ * Identity, Cast, BatchMatMul, PadV2, Relu) must keep their exact semantics: checked against `cpu`, including the cases
  * that fall back to the stock kernel and the ones that share memory instead of copying.
  */
 import assert from 'node:assert/strict';
@@ -204,4 +204,16 @@ test('PadV2 matches cpu: spatial zero padding (fast path) and every other case (
     const layer = tf.layers.zeroPadding2d({ padding: [[1, 2], [0, 1]] });
     return tf.grad((t: tf.Tensor) => (layer.apply(t) as tf.Tensor).square().sum())(tf.tensor(v, shape));
   }, 0);
+});
+
+test('Relu matches cpu for float32 of any size (SIMD body and scalar tail) and int32 (stock)', () => {
+  for (const [i, shape] of ([[16, 9, 9, 8], [7], [3, 5], [2, 3, 3, 3], [1]] as number[][]).entries()) {
+    const v = data(shape, 100 + i);
+    assertMatchesCpu(`relu f32 ${shape}`, () => tf.relu(tf.tensor(v, shape)), 0);
+    const ints = Int32Array.from(v, (x) => Math.round(x * 100));
+    assertMatchesCpu(`relu i32 ${shape}`, () => tf.relu(tf.tensor(ints, shape, 'int32')), 0);
+  }
+  // NaN stays NaN, as in the stock kernel and on cpu.
+  const withNaN = runOn('wasm', () => tf.relu(tf.tensor([NaN, -1, 2, NaN, -3, 4, -5])));
+  assert.deepEqual(Array.from(withNaN.values), [NaN, 0, 2, NaN, 0, 4, 0]);
 });

@@ -15,6 +15,7 @@ import { fusedGradKernels, installWasmGradients } from './fused-grads.js';
 import { castConfig, identityConfig } from './identity.js';
 import { maxPoolGradConfig } from './max-pool-grad.js';
 import { padV2Config } from './pad.js';
+import { reluConfig } from './relu.js';
 import { meanConfig, sumConfig } from './reduce.js';
 import { sliceConfig } from './slice.js';
 import { tileConfig } from './tile.js';
@@ -34,6 +35,7 @@ export const WASM_TRAINING_KERNELS: readonly tf.KernelConfig[] = [
   maxPoolGradConfig,
   sliceConfig,
   padV2Config,
+  reluConfig,
   identityConfig,
   castConfig,
   batchNormConfig,

@@ -33,6 +33,17 @@ function maskGrad(name: string, strictLow: boolean): FunctionDef {
   };
 }
 
+/** out = max(x, 0) over `bytes` (a multiple of 16); NaN stays NaN, as in f32x4.max. (x, out, bytes) */
+function relu(): FunctionDef {
+  const [x, out, bytes, p] = [0, 1, 2, 3];
+  return {
+    name: 'relu',
+    params: ['i32', 'i32', 'i32'],
+    locals: ['i32'],
+    body: [forLoop(p, bytes, 16, [[...at(out, p), ...at(x, p), ...op.v128Load(), ...op.f32x4Const(0), ...op.f32x4Max, ...op.v128Store()]])],
+  };
+}
+
 /** dst += src over `bytes` (a multiple of 16). (dst, src, bytes) */
 function addInto(): FunctionDef {
   const [dst, src, bytes, p] = [0, 1, 2, 3];
@@ -265,6 +276,8 @@ export interface SimdKernels {
   maxPoolGrad(x: number, dy: number, dx: number, geometry: DepthwiseGeometry): void;
   /** dst += src over `bytes` (a multiple of 16). */
   addInto(dst: number, src: number, bytes: number): void;
+  /** out = max(x, 0) over `bytes` (a multiple of 16). */
+  relu(x: number, out: number, bytes: number): void;
 }
 
 export interface AdamHyper {
@@ -302,6 +315,7 @@ const FUNCTIONS = (): FunctionDef[] => [
   depthwiseFilterGrad(),
   maxPoolGrad(),
   addInto(),
+  relu(),
 ];
 
 const wrappers = new WeakMap<WasmExports, SimdKernels>();
@@ -326,6 +340,7 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
       maxPoolGrad: (x, dy, dx, g) =>
         e.max_pool_grad(x, dy, dx, g.h, g.w, g.ho, g.wo, g.channelBytes, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl),
       addInto: (dst, src, bytes) => e.add_into(dst, src, bytes),
+      relu: (x, out, bytes) => e.relu(x, out, bytes),
     };
     wrappers.set(e, kernels);
   }
