@@ -8,9 +8,7 @@ import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { BAND_REDUCTION } from '../../src-main/engine/wasm-kernels/conv2d-backprop-filter.js';
 import { wasmTrainingKernelsRegistered } from '../../src-main/engine/wasm-kernels/index.js';
-import { assertMatchesCpu, pick, randomArray, rng, sizeOf, useWasmWithTrainingKernels } from './helpers.js';
-
-type Pad = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+import { assertMatchesCpu, pick, randomArray, rng, sizeOf, useWasmWithTrainingKernels, type Pad } from './helpers.js';
 
 interface Case {
   n: number;

@@ -37,6 +37,9 @@ export function pick<T>(rand: () => number, items: readonly T[]): T {
   return items[Math.floor(rand() * items.length)];
 }
 
+/** A convolution's padding as the tfjs conv ops take it. */
+export type Pad = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+
 export function sizeOf(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }

@@ -10,9 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { stridedFilterGradOptions } from '../../src-main/engine/wasm-kernels/conv2d-backprop-filter.js';
 import { stridedFilterGradModuleBytes, stridedFilterGradTiles } from '../../src-main/engine/wasm-kernels/strided-filter-grad.js';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { assertMatchesCpu, pick, randomArray, rng, sizeOf, useWasmWithTrainingKernels } from './helpers.js';
-
-type Pad = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+import { assertMatchesCpu, pick, randomArray, rng, sizeOf, useWasmWithTrainingKernels, type Pad } from './helpers.js';
 
 interface Case {
   n: number;

@@ -12,9 +12,8 @@ import {
   stridedInputGradStats,
   type StridedInputGradPath,
 } from '../../src-main/engine/wasm-kernels/conv2d-backprop-input.js';
-import { assertMatchesCpu, pick, randomArray, rng, sizeOf, useWasmWithTrainingKernels } from './helpers.js';
+import { assertMatchesCpu, pick, randomArray, rng, sizeOf, useWasmWithTrainingKernels, type Pad } from './helpers.js';
 
-type Pad = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
 type Path = StridedInputGradPath;
 
 interface Case {
