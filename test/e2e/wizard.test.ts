@@ -43,12 +43,13 @@ describe('the wizard in a browser (browser mode)', { skip }, () => {
     return [path.join(PETS_SAMPLE, cat), path.join(PETS_SAMPLE, dog)];
   }
 
-  /** Runs a test body; on failure saves a screenshot of what the page showed. */
+  /** Runs a test body; on failure saves a screenshot of what the page showed and prints the server's log. */
   async function withShot(name: string, body: () => Promise<void>) {
     try {
       await body();
     } catch (err) {
       await s.shot(`FAILED-${name}`).catch(() => {});
+      console.error(`The server's last output (engine worker included):\n${server.output().slice(-4000)}`);
       throw err;
     }
   }

@@ -10,7 +10,6 @@ import { selectBackend, type BackendChoice } from '../backend.js';
 import { DataLoader, DEFAULT_BATCH_SIZE } from '../data/data-loader.js';
 import { hasErrors, scanDataset, type ClassSummary, type DatasetOptions, type Problem, type SkippedFile } from '../data/dataset.js';
 import { ImageCache } from '../data/image-cache.js';
-import { MT19937 } from '../data/mt19937.js';
 import { prepareDataset, type PreparedDataset, type PrepareProgress } from '../data/prepare.js';
 import { createModel, type FinetuneModel, type WeightsChoice } from '../models/create-model.js';
 import type { WeightStoreOptions } from '../models/weight-store.js';
@@ -18,6 +17,7 @@ import { loadCheckpoint, readCheckpointMeta, saveCheckpoint } from './checkpoint
 import { CancelledError, imageNetwork, Learner, type EpochRow, type LrFindResult, type Prediction, type TrainEvent, type ValidationResult } from './learner.js';
 import { trainHeadOnFeatures, type FeatureProgress } from './quick.js';
 import { fineTunePhases } from './schedule.js';
+import { withSeededMathRandom } from './seeded-random.js';
 
 export interface TrainConfig {
   dataset: DatasetOptions;
@@ -179,23 +179,6 @@ export async function prepareLearner(config: TrainConfig, emit: (e: RunEvent) =>
   const valid = new DataLoader(prepared.valid, { ...dlOptions, split: 'valid' });
   const learner = new Learner({ network: imageNetwork(model), train, valid, microBatch, onEvent: emit, signal });
   return { backend, prepared, cache, model, batchSize, microBatch, learner };
-}
-
-/**
- * TF.js draws each dropout mask from a generator seeded with Math.random(), so training is
- * reproducible only if Math.random is. While the model trains it is replaced by an MT19937 stream
- * from the run's seed (started after data preparation and model building, whose own use of
- * randomness varies with what is cached): same seed, data and backend give the same result.
- */
-async function withSeededMathRandom<T>(seed: number, fn: () => Promise<T>): Promise<T> {
-  const original = Math.random;
-  const rng = new MT19937((seed ^ 0x5eed) >>> 0);
-  Math.random = () => rng.nextFloat();
-  try {
-    return await fn();
-  } finally {
-    Math.random = original;
-  }
 }
 
 export async function runTraining(config: TrainConfig, options: { onEvent?: (e: RunEvent) => void; signal?: AbortSignal } = {}): Promise<RunRecord> {
