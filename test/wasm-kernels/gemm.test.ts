@@ -49,6 +49,8 @@ test('C = A x B for whole tiles, row and column tails and padded leading dimensi
     [13, 33, 20, 40, 24, 28],
     [64, 64, 64, 64, 64, 64],
     [101, 17, 36, 17, 36, 36],
+    // Long reductions: A's rows go to the kernel in several row blocks (64 KiB of A each), then a tail.
+    [70, 520, 12, 520, 12, 16],
   ];
   for (const [m, k, n, lda, ldb, ldc] of shapes) {
     const a = randomArray(m * lda, r);
