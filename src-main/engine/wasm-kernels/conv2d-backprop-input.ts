@@ -32,8 +32,8 @@ import { convAxes, inputGradPads, phaseAxis, phaseTap } from './conv-geometry.js
 import { depthToSpaceCrop, flipSpatial, scatterStrided, zeroInsert } from './rearrange.js';
 import { gemmFits, runGemm } from './gemm.js';
 import { simdKernels } from './simd-kernels.js';
-import { transposeLast2, useWinograd, winogradConv2d } from './winograd.js';
-import { getTranspose } from './winograd-transforms.js';
+import { byteAddressTable, transposeLast2, useWinograd, winogradConv2d } from './winograd.js';
+import { getTranspose, runTableTranspose } from './winograd-transforms.js';
 import { convAnyPad, heapOffset, type Info, runStock, type Scratch, type Shape4, withScratch } from './wasm-ops.js';
 
 interface Attrs {
@@ -111,9 +111,7 @@ function stride1(s: Scratch, dy: Info, filter: Info, ah: Axis, aw: Axis, backend
  * dx[y] = sum_a dy[y + a - top] * w[2 - a]^T, for y < outH (x < outW).
  */
 function winogradInputGrad(s: Scratch, dy: Info, filter: Info, top: number, left: number, outH: number, outW: number): Info {
-  const [kh, kw, ci, co] = filter.shape as Shape4;
-  const flipped = s.reshape(flipSpatial(s, s.reshape(tapTranspose(s, filter), [kh * kw, co * ci])), [kh, kw, co, ci]);
-  return winogradConv2d(s, dy, flipped, top, left, outH, outW);
+  return winogradConv2d(s, dy, tapTranspose(s, filter), top, left, outH, outW, { act: 'linear' }, true);
 }
 
 /** GEMM + col2im where dy has at most 14x14 pixels per image (see the measurements above). */
@@ -230,13 +228,14 @@ function axisPhase(a: Axis, r: number): AxisPhase {
 /** Whether the phase's correlation reads any dy row (else it is all padding: zeros). */
 const readsDy = (p: AxisPhase, a: Axis) => p.taps > 0 && a.outSize - Math.max(0, -p.before) - Math.max(0, -p.after) > 0;
 
-/** w [kh, kw, Ci, Co] -> [kh, kw, Co, Ci] (the SIMD transpose when Co % 4 == 0). */
+/** w [kh, kw, Ci, Co] -> [kh, kw, Co, Ci] (the SIMD transpose, one tap per part, when Co % 4 == 0). */
 function tapTranspose(s: Scratch, filter: Info): Info {
   const [kh, kw, ci, co] = filter.shape as Shape4;
-  const fn = co % 4 === 0 ? getTranspose(s.backend) : null;
-  if (!fn) return s.transpose(filter, [0, 1, 3, 2]);
+  if (co % 4 !== 0 || !getTranspose(s.backend)) return s.transpose(filter, [0, 1, 3, 2]);
   const out = s.alloc([kh, kw, co, ci]);
-  fn(heapOffset(s.backend, filter).offset * 4, heapOffset(s.backend, out).offset * 4, ci, co, kh * kw);
+  const taps = kh * kw;
+  const tapsOf = (x: Info) => byteAddressTable(s, Array.from({ length: taps }, (_, t) => (heapOffset(s.backend, x).offset + t * ci * co) * 4));
+  runTableTranspose(s.backend, { srcTable: tapsOf(filter), dstTable: tapsOf(out), count: taps, rows: ci, cols: co });
   return out;
 }
 

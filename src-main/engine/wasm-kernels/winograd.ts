@@ -101,15 +101,17 @@ function spec(L: readonly number[][], input: Side, output: Side, bias = false, a
 
 const byteAddress = (s: Scratch, info: Info) => heapOffset(s.backend, info).offset * 4;
 
-/** An i32 table of the buffers' byte addresses, for the table side of a transform. */
-function addressTable(s: Scratch, buffers: Info[]): number {
-  const table = s.alloc([buffers.length]);
+/** An i32 table of byte addresses on the heap (the table side of a transform, a table GEMM or transpose). */
+export function byteAddressTable(s: Scratch, addresses: readonly number[]): number {
+  const table = s.alloc([addresses.length]);
   const at = byteAddress(s, table);
   const { heap } = heapOffset(s.backend, table);
-  const ints = new Int32Array(heap.buffer, at, buffers.length);
-  buffers.forEach((b, i) => (ints[i] = byteAddress(s, b)));
+  new Int32Array(heap.buffer, at, addresses.length).set(addresses);
   return at;
 }
+
+/** The table of the buffers' byte addresses. */
+const addressTable = (s: Scratch, buffers: Info[]) => byteAddressTable(s, buffers.map((b) => byteAddress(s, b)));
 
 
 /** Where a transform reads or writes its rows of tiles: a byte address and strides. */
@@ -163,13 +165,20 @@ function inputTransform(s: Scratch, x: Info, top: number, left: number, t: Tilin
   return v;
 }
 
-/** U[p] = (G g G^T)[p] of a [3, 3, Ci, Co] filter: 36 tensors [Ci, Co]. */
-function weightTransform(s: Scratch, filter: Info): Info[] {
+/** G with its columns reversed: (G J) g (G J)^T = G (J g J) G^T transforms g rotated by 180 degrees. */
+const G_FLIPPED = G.map((row) => [...row].reverse());
+
+/**
+ * U[p] = (G g G^T)[p] of a [3, 3, Ci, Co] filter: 36 tensors [Ci, Co]. `flipTaps`: of the filter
+ * rotated by 180 degrees (the input gradient's), read in place.
+ */
+function weightTransform(s: Scratch, filter: Info, flipTaps: boolean): Info[] {
   const [, , ci, co] = filter.shape as Shape4;
   const u = Array.from({ length: POSITIONS }, () => s.alloc([ci, co]));
   const table = addressTable(s, u);
   const plane = ci * co * 4;
-  runTransformRows(s.backend, spec(G, { kind: 'image', rowBytes: 3 * plane, pixBytes: plane }, { kind: 'table' }), oneTile(byteAddress(s, filter), table, plane));
+  const L = flipTaps ? G_FLIPPED : G;
+  runTransformRows(s.backend, spec(L, { kind: 'image', rowBytes: 3 * plane, pixBytes: plane }, { kind: 'table' }), oneTile(byteAddress(s, filter), table, plane));
   return u;
 }
 
@@ -196,7 +205,7 @@ export interface Epilogue {
 /**
  * y[n, oh, ow, co] = sum_{a, b, ci} x[n, oh + a - top, ow + b - left, ci] * w[a, b, ci, co]
  * (zeros outside x), for oh < outH, ow < outW, then + bias and the activation.
- * `top` / `left` may be negative. x: [N, H, W, Ci].
+ * `top` / `left` may be negative. x: [N, H, W, Ci]. `flipTaps`: w[2 - a, 2 - b] instead.
  */
 export function winogradConv2d(
   s: Scratch,
@@ -207,12 +216,13 @@ export function winogradConv2d(
   outH: number,
   outW: number,
   epilogue: Epilogue = { act: 'linear' },
+  flipTaps = false,
 ): Info {
   winogradStats.forward++;
   const [n, , , ci] = x.shape as Shape4;
   const co = filter.shape[3];
   const t = tiling(n, outH, outW);
-  const u = weightTransform(s, filter);
+  const u = weightTransform(s, filter, flipTaps);
   const v = inputTransform(s, x, top, left, t);
   // M[p] = V[p] x U[p]: 36 products [tiles, Ci] x [Ci, Co], split over the kernel pool's threads.
   const m = v.map(() => s.alloc([t.tiles, co]));
