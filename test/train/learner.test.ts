@@ -148,8 +148,8 @@ describe('runTraining: records, cancel, resume, reproducibility', { skip }, () =
   });
 
   test("the wizard's lr_find: the same seed sweeps the same curve (dropout is seeded, as in a run)", async () => {
-    // Unseeded, the dropout masks differed per sweep, and on 26 photos (batches of 8) about one
-    // sweep in thirty diverged within its first ten batches and suggested nothing.
+    // Unseeded, the dropout masks differed per sweep: on 26 photos (batches of 8), two sweeps in
+    // sixty stopped early (after 6 and 23 of ~88 batches), and the first suggested nothing.
     const sweep = () => findLearningRate(config('lr'), () => {}, new AbortController().signal);
     const first = await sweep();
     const second = await sweep();

@@ -234,7 +234,10 @@ function tapTranspose(s: Scratch, filter: Info): Info {
   if (co % 4 !== 0 || !getTranspose(s.backend)) return s.transpose(filter, [0, 1, 3, 2]);
   const out = s.alloc([kh, kw, co, ci]);
   const taps = kh * kw;
-  const tapsOf = (x: Info) => byteAddressTable(s, Array.from({ length: taps }, (_, t) => (heapOffset(s.backend, x).offset + t * ci * co) * 4));
+  const tapsOf = (x: Info) => {
+    const at = heapOffset(s.backend, x).offset * 4;
+    return byteAddressTable(s, Array.from({ length: taps }, (_, t) => at + t * ci * co * 4));
+  };
   runTableTranspose(s.backend, { srcTable: tapsOf(filter), dstTable: tapsOf(out), count: taps, rows: ci, cols: co });
   return out;
 }

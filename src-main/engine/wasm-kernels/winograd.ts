@@ -113,7 +113,6 @@ export function byteAddressTable(s: Scratch, addresses: readonly number[]): numb
 /** The table of the buffers' byte addresses. */
 const addressTable = (s: Scratch, buffers: Info[]) => byteAddressTable(s, buffers.map((b) => byteAddress(s, b)));
 
-
 /** Where a transform reads or writes its rows of tiles: a byte address and strides. */
 interface RowSide {
   at: number;
