@@ -10,9 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { winogradPays, winogradStats } from '../../src-main/engine/wasm-kernels/winograd.js';
 import { AT, BT, G, transformModuleBytes, transposeMatrix } from '../../src-main/engine/wasm-kernels/winograd-transforms.js';
-import { assertMatchesCpu, assertWasmMatches, pick, randomArray, relativeMaxError, rng, runOn, sizeOf, useWasmWithTrainingKernels } from './helpers.js';
-
-type Pad = 'same' | 'valid' | tf.backend_util.ExplicitPadding;
+import { assertMatchesCpu, assertWasmMatches, pick, randomArray, relativeMaxError, rng, runOn, sizeOf, useWasmWithTrainingKernels, type Pad } from './helpers.js';
 
 interface Case {
   n: number;
