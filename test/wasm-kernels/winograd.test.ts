@@ -155,7 +155,7 @@ test('F(4,3) matrices: A^T [(G g) * (B^T d)] is the 1-D correlation, exactly', (
 
 test('the generated transform modules validate', () => {
   const Wasm = (globalThis as unknown as { WebAssembly: { validate(b: Uint8Array): boolean } }).WebAssembly;
-  const image = { kind: 'image' as const, rowBytes: 4096, pixBytes: 64 };
+  const image = { kind: 'image' as const, rowBytes: 4096, pixBytes: 64, tile: 4 };
   const table = { kind: 'table' as const };
   assert.ok(Wasm.validate(transformModuleBytes({ L: BT, input: image, output: table })));
   assert.ok(Wasm.validate(transformModuleBytes({ L: AT, input: table, output: image, bias: true, act: 'relu6' }, true)));

@@ -1,12 +1,14 @@
 /**
  * Conv2D and FusedConv2D for the wasm backend: 3x3 stride-1 convolutions go through Winograd
- * F(4x4, 3x3) (winograd.ts), everything else to the stock XNNPACK kernels. The fused bias and
+ * F(4x4, 3x3) (winograd.ts), 7x7 stride-2 ones (ResNet's stem) through F(3x3, 4x4) on the
+ * space-to-depth image (stem-winograd.ts), everything else to the stock XNNPACK kernels. The fused bias and
  * relu / relu6 are applied in Winograd's output transform; other fused activations (prelu,
  * leakyrelu, sigmoid, elu) and NCHW take the stock kernel.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { convAxes } from './conv-geometry.js';
+import { stemWinogradConv2d, useStemWinograd } from './stem-winograd.js';
 import { useWinograd, winogradConv2d } from './winograd.js';
 import type { Activation } from './winograd-transforms.js';
 import { type Info, runStock, type Shape4, withScratch } from './wasm-ops.js';
@@ -33,7 +35,7 @@ const FUSABLE: ReadonlySet<string> = new Set(['linear', 'relu', 'relu6']);
 function tryWinograd(backend: BackendWasm, inputs: ConvInputs, attrs: ConvAttrs): Info | null {
   const { x, filter, bias } = inputs;
   if (attrs.dataFormat === 'NCHW' || x.dtype !== 'float32' || filter.dtype !== 'float32') return null;
-  if (x.shape.length !== 4 || filter.shape[0] !== 3 || filter.shape[1] !== 3) return null;
+  if (x.shape.length !== 4) return null;
   const activation = attrs.activation ?? 'linear';
   if (!FUSABLE.has(activation) || inputs.preluActivationWeights) return null;
   if (bias && (bias.shape.length !== 1 || bias.shape[0] !== filter.shape[3] || bias.dtype !== 'float32')) return null;
@@ -48,12 +50,15 @@ function tryWinograd(backend: BackendWasm, inputs: ConvInputs, attrs: ConvAttrs)
     'channelsLast',
   );
   const [ah, aw] = convAxes(info);
+  const epilogue = { bias: bias ?? undefined, act: activation as Activation };
+  const { batchSize: n, outHeight: outH, outWidth: outW } = info;
+  if (useStemWinograd(backend, filter.shape, [ah.stride, aw.stride], [ah.dilation, aw.dilation], n, outH, outW)) {
+    return withScratch(backend, (s) => stemWinogradConv2d(s, x, filter, ah.padBefore, aw.padBefore, outH, outW, epilogue));
+  }
+  if (filter.shape[0] !== 3 || filter.shape[1] !== 3) return null;
   if (ah.stride !== 1 || aw.stride !== 1 || ah.dilation !== 1 || aw.dilation !== 1) return null;
-  const shape = { n: info.batchSize, outH: info.outHeight, outW: info.outWidth, ci: info.inChannels, co: info.outChannels };
-  if (!useWinograd(backend, shape, 'forward')) return null;
-  return withScratch(backend, (s) =>
-    winogradConv2d(s, x, filter, ah.padBefore, aw.padBefore, info.outHeight, info.outWidth, { bias: bias ?? undefined, act: activation as Activation }),
-  );
+  if (!useWinograd(backend, { n, outH, outW, ci: info.inChannels, co: info.outChannels }, 'forward')) return null;
+  return withScratch(backend, (s) => winogradConv2d(s, x, filter, ah.padBefore, aw.padBefore, outH, outW, epilogue));
 }
 
 function conv2d(args: { inputs: ConvInputs; backend: BackendWasm; attrs: ConvAttrs }): Info {

@@ -1,10 +1,10 @@
 /**
- * SIMD code for Winograd F(4x4, 3x3): every transform of the algorithm is `out = L d L^T` for a
+ * SIMD code for Winograd F(4x4, 3x3) (and F(3x3, 4x4)): every transform of the algorithm is `out = L d L^T` for a
  * constant matrix L (r x k) applied to a k x k grid of channel vectors, so one generator writes
  * them all. The matrix is baked into the code (zeros skipped, +-1 as add/sub); the grid is read
  * from / written to either
  * - an image: grid element (i, j) at byte offset i*rowBytes + j*pixBytes from the tile's corner
- *   (constants, so they become load/store immediates), tiles 4 pixels apart; or
+ *   (constants, so they become load/store immediates), tiles `tile` pixels apart; or
  * - a table: k*k (or r*r) separate buffers, whose addresses sit in an i32 table in the heap,
  *   element (tile, channel) of each at tile*chanBytes + channel.
  * 4 channels per instruction; channel runs must be multiples of 4 floats.
@@ -38,9 +38,28 @@ export const AT: readonly number[][] = [
   [0, 1, -1, 8, -8, 1],
 ];
 
+/**
+ * F(3,4) with the same points (0, +-1, +-2, infinity), so the same B: 3 outputs of a 4-tap
+ * correlation from 6 inputs. A^T[i][j] = p_j^i, G[j][k] = p_j^k / prod_{l != j} (p_j - p_l).
+ */
+export const AT3: readonly number[][] = [
+  [1, 1, 1, 1, 1, 0],
+  [0, 1, -1, 2, -2, 0],
+  [0, 1, 1, 4, 4, 1],
+];
+export const G4: readonly number[][] = [
+  [1 / 4, 0, 0, 0],
+  [-1 / 6, -1 / 6, -1 / 6, -1 / 6],
+  [-1 / 6, 1 / 6, -1 / 6, 1 / 6],
+  [1 / 24, 1 / 12, 1 / 6, 1 / 3],
+  [1 / 24, -1 / 12, 1 / 6, -1 / 3],
+  [0, 0, 0, 1],
+];
+
 export const transposeMatrix = (m: readonly number[][]): number[][] => m[0].map((_, j) => m.map((row) => row[j]));
 
-export type Side = { kind: 'image'; rowBytes: number; pixBytes: number } | { kind: 'table' };
+/** `tile`: pixels from one tile to the next along a row of the image (the output tile size). */
+export type Side = { kind: 'image'; rowBytes: number; pixBytes: number; tile: number } | { kind: 'table' };
 export type Activation = 'linear' | 'relu' | 'relu6';
 
 export interface TransformSpec {
@@ -131,7 +150,7 @@ function transformFunction(spec: TransformSpec): FunctionDef {
       inner.push([...addr, ...value, ...op.v128Store(offset)]);
     }
   }
-  const step = (side: Side) => (side.kind === 'image' ? op.i32(4 * side.pixBytes) : op.get(chanBytes));
+  const step = (side: Side) => (side.kind === 'image' ? op.i32(side.tile * side.pixBytes) : op.get(chanBytes));
   body.push(
     forLoop(t, tiles, 1, [
       forLoop(c, chanBytes, 16, inner),

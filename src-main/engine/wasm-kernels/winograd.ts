@@ -19,8 +19,10 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import {
   type Activation,
   AT,
+  AT3,
   BT,
   G,
+  G4,
   getTranspose,
   runTableTranspose,
   runTransformRows,
@@ -31,6 +33,7 @@ import {
   transposeMatrix,
 } from './winograd-transforms.js';
 import { runTableGemm } from './gemm.js';
+import { keptFilterTransform } from './winograd-filter-cache.js';
 import { crop4d, heapOffset, type Info, padSpatial, type Scratch, type Shape4 } from './wasm-ops.js';
 
 export type WinogradMode = 'off' | 'auto' | 'always';
@@ -54,6 +57,9 @@ export interface WinogradShape {
   outW: number;
   ci: number;
   co: number;
+  /** Taps of the direct convolution (default 9) and outputs per tile side (default 4). */
+  taps?: number;
+  tile?: number;
 }
 
 export type WinogradUse = 'forward' | 'inputGrad' | 'filterGrad';
@@ -75,9 +81,10 @@ const MIN_TILES: Record<WinogradUse, number> = { forward: 8, inputGrad: 1, filte
 const MIN_FLOPS: Record<WinogradUse, number> = { forward: 40e6, inputGrad: 40e6, filterGrad: 10e6 };
 
 export function winogradPays(shape: WinogradShape, use: WinogradUse = 'forward'): boolean {
-  const directFlops = 2 * 9 * shape.n * shape.outH * shape.outW * shape.ci * shape.co;
+  const tile = shape.tile ?? 4;
+  const directFlops = 2 * (shape.taps ?? 9) * shape.n * shape.outH * shape.outW * shape.ci * shape.co;
   if (directFlops < MIN_FLOPS[use]) return false;
-  const tiles = shape.n * Math.ceil(shape.outH / 4) * Math.ceil(shape.outW / 4);
+  const tiles = shape.n * Math.ceil(shape.outH / tile) * Math.ceil(shape.outW / tile);
   return tiles >= MIN_TILES[use];
 }
 
@@ -94,6 +101,23 @@ export function useWinograd(backend: BackendWasm, shape: WinogradShape, use: Win
 export const winogradStats = { forward: 0, filterGrad: 0 };
 
 const POSITIONS = 36;
+
+/**
+ * F(m x m, r x r) with 6x6 input tiles (m + r - 1 = 6), tiles m pixels apart: y = A^T [U * V] A.
+ * F(4x4, 3x3) for 3x3 filters; F(3x3, 4x4) for the 4x4 filters of strided-winograd.ts.
+ */
+export interface Scheme {
+  m: number;
+  r: number;
+  AT: readonly number[][];
+  G: readonly number[][];
+}
+
+export const F4X3: Scheme = { m: 4, r: 3, AT, G };
+export const F3X4: Scheme = { m: 3, r: 4, AT: AT3, G: G4 };
+
+/** V and M of the images transformed at a time (both fit in L3 with room for U and the image). */
+const CHUNK_BYTES = 8 * 2 ** 20;
 
 function spec(L: readonly number[][], input: Side, output: Side, bias = false, act: Activation = 'linear'): TransformSpec {
   return { L, input, output, bias, act };
@@ -120,8 +144,11 @@ interface RowSide {
   row: number;
 }
 
-/** An NHWC image of h x w pixels of `pix` bytes (whole tiles: h, w = 4 * tiles + 2 or 4 * tiles). */
-const imageSide = (at: number, h: number, w: number, pix: number): RowSide => ({ at, image: h * w * pix, row: 4 * w * pix });
+/** An NHWC image of h x w pixels of `pix` bytes, rows of tiles m pixels apart. */
+const imageSide = (at: number, h: number, w: number, pix: number, m: number): RowSide => ({ at, image: h * w * pix, row: m * w * pix });
+
+/** How a transform reads or writes an image whose rows are `w` pixels of `pix` bytes. */
+const imageGrid = (w: number, pix: number, m: number): Side => ({ kind: 'image', rowBytes: w * pix, pixBytes: pix, tile: m });
 
 /** The tables side: element (tile, channel) of each position's buffer, tiles in (n, ty, tx) order. */
 const tableSide = (at: number, t: Tiling, pix: number): RowSide => ({ at, image: t.th * t.tw * pix, row: t.tw * pix });
@@ -134,16 +161,17 @@ function rows(src: RowSide, dst: RowSide, t: Tiling, pix: number, bias = 0): Tra
 const oneTile = (src: number, dst: number, plane: number) => ({ src, srcImage: 0, srcRow: 0, dst, dstImage: 0, dstRow: 0, n: 1, th: 1, tw: 1, chanBytes: plane, bias: 0 });
 
 interface Tiling {
+  m: number;
   n: number;
   th: number;
   tw: number;
   tiles: number;
 }
 
-function tiling(n: number, outH: number, outW: number): Tiling {
-  const th = Math.ceil(outH / 4);
-  const tw = Math.ceil(outW / 4);
-  return { n, th, tw, tiles: n * th * tw };
+function tiling(n: number, outH: number, outW: number, m = 4): Tiling {
+  const th = Math.ceil(outH / m);
+  const tw = Math.ceil(outW / m);
+  return { m, n, th, tw, tiles: n * th * tw };
 }
 
 /**
@@ -152,14 +180,14 @@ function tiling(n: number, outH: number, outW: number): Tiling {
  */
 function inputTransform(s: Scratch, x: Info, top: number, left: number, t: Tiling): Info[] {
   const c = x.shape[3];
-  const hp = 4 * t.th + 2;
-  const wp = 4 * t.tw + 2;
+  const hp = t.m * t.th + 6 - t.m;
+  const wp = t.m * t.tw + 6 - t.m;
   const padded = padSpatial(s, x, top, left, hp, wp);
   const v = Array.from({ length: POSITIONS }, () => s.alloc([t.tiles, c]));
   const table = addressTable(s, v);
   const pix = c * 4;
-  const src = imageSide(byteAddress(s, padded), hp, wp, pix);
-  runTransformRows(s.backend, spec(BT, { kind: 'image', rowBytes: wp * pix, pixBytes: pix }, { kind: 'table' }), rows(src, tableSide(table, t, pix), t, pix));
+  const src = imageSide(byteAddress(s, padded), hp, wp, pix, t.m);
+  runTransformRows(s.backend, spec(BT, imageGrid(wp, pix, t.m), { kind: 'table' }), rows(src, tableSide(table, t, pix), t, pix));
   if (padded !== x) s.release(padded);
   return v;
 }
@@ -167,18 +195,39 @@ function inputTransform(s: Scratch, x: Info, top: number, left: number, t: Tilin
 /** G with its columns reversed: (G J) g (G J)^T = G (J g J) G^T transforms g rotated by 180 degrees. */
 const G_FLIPPED = G.map((row) => [...row].reverse());
 
+/** The table of the 36 planes' byte addresses in one [36, rows, cols] buffer. */
+function planeTable(s: Scratch, planes: Info): number {
+  const [count, rows, cols] = planes.shape;
+  const at = byteAddress(s, planes);
+  return byteAddressTable(s, Array.from({ length: count }, (_, p) => at + p * rows * cols * 4));
+}
+
 /**
- * U[p] = (G g G^T)[p] of a [3, 3, Ci, Co] filter: 36 tensors [Ci, Co]. `flipTaps`: of the filter
- * rotated by 180 degrees (the input gradient's), read in place.
+ * u = U, U[p] = (G g G^T)[p] of an [r, r, Ci, Co] filter (L = G): u is [36, Ci, Co]. With
+ * L = G_FLIPPED: of the 3x3 filter rotated by 180 degrees (the input gradient's), read in place.
  */
-function weightTransform(s: Scratch, filter: Info, flipTaps: boolean): Info[] {
-  const [, , ci, co] = filter.shape as Shape4;
-  const u = Array.from({ length: POSITIONS }, () => s.alloc([ci, co]));
-  const table = addressTable(s, u);
-  const plane = ci * co * 4;
-  const L = flipTaps ? G_FLIPPED : G;
-  runTransformRows(s.backend, spec(L, { kind: 'image', rowBytes: 3 * plane, pixBytes: plane }, { kind: 'table' }), oneTile(byteAddress(s, filter), table, plane));
-  return u;
+export function weightTransform(s: Scratch, filter: Info, L: readonly number[][], u: Info): void {
+  const plane = filter.shape[2] * filter.shape[3] * 4;
+  const taps = filter.shape[1];
+  runTransformRows(s.backend, spec(L, imageGrid(taps, plane, 1), { kind: 'table' }), oneTile(byteAddress(s, filter), planeTable(s, u), plane));
+}
+
+/** A filter's U and whether the caller owns it (scratch memory to release) or it is kept. */
+export interface FilterTransform {
+  u: Info;
+  owned: boolean;
+}
+
+/**
+ * U of `filter` [r, r, Ci, Co] made by `fill`: kept between inference calls
+ * (winograd-filter-cache.ts), else made in scratch memory.
+ */
+export function filterTransform(s: Scratch, filter: Info, shape: number[], fill: (u: Info) => void, keep = true): FilterTransform {
+  const kept = keep ? keptFilterTransform(s.backend, filter, shape, fill) : undefined;
+  if (kept) return { u: kept, owned: false };
+  const u = s.alloc(shape);
+  fill(u);
+  return { u, owned: true };
 }
 
 /**
@@ -217,27 +266,65 @@ export function winogradConv2d(
   epilogue: Epilogue = { act: 'linear' },
   flipTaps = false,
 ): Info {
+  const shape = [POSITIONS, filter.shape[2], filter.shape[3]];
+  const L = flipTaps ? G_FLIPPED : G;
+  const transform = filterTransform(s, filter, shape, (u) => weightTransform(s, filter, L, u), !flipTaps);
+  return winogradProducts(s, F4X3, x, transform, top, left, outH, outW, epilogue);
+}
+
+/**
+ * The convolution of x with the filter whose transform is `filter.u` under `scheme`: input
+ * transform, 36 products, output transform (+ bias, activation). Releases `filter.u` if owned.
+ */
+export function winogradProducts(
+  s: Scratch,
+  scheme: Scheme,
+  x: Info,
+  filter: FilterTransform,
+  top: number,
+  left: number,
+  outH: number,
+  outW: number,
+  epilogue: Epilogue,
+): Info {
   winogradStats.forward++;
   const [n, , , ci] = x.shape as Shape4;
-  const co = filter.shape[3];
-  const t = tiling(n, outH, outW);
-  const u = weightTransform(s, filter, flipTaps);
-  const v = inputTransform(s, x, top, left, t);
-  // M[p] = V[p] x U[p]: 36 products [tiles, Ci] x [Ci, Co], split over the kernel pool's threads.
-  const m = v.map(() => s.alloc([t.tiles, co]));
-  const layout = { k: ci, lda: ci, ldb: co, ldc: co };
-  const products = { layout, aTable: addressTable(s, v), bTable: addressTable(s, u), cTable: addressTable(s, m), count: POSITIONS, m: t.tiles, n: co };
-  if (!runTableGemm(s.backend, products)) throw new Error('wasm-kernels: the Winograd products need wasm SIMD');
-  for (const b of [...v, ...u]) s.release(b);
-  const hq = 4 * t.th;
-  const wq = 4 * t.tw;
+  const { u, owned } = filter;
+  const co = u.shape[2];
+  const t = tiling(n, outH, outW, scheme.m);
+  const hp = scheme.m * t.th + 6 - scheme.m;
+  const wp = scheme.m * t.tw + 6 - scheme.m;
+  const padded = padSpatial(s, x, top, left, hp, wp);
+  const hq = scheme.m * t.th;
+  const wq = scheme.m * t.tw;
   const y = s.alloc([n, hq, wq, co]);
-  const table = addressTable(s, m);
+  // A few images at a time, so that V and M (each 36/m^2 times their image's size) stay in cache
+  // between the transforms and the products (ResNet's stem at 128 px: M is 71 MB for the batch).
+  const perImage = t.th * t.tw;
+  const chunk = Math.max(1, Math.min(n, Math.floor(CHUNK_BYTES / (POSITIONS * perImage * (ci + co) * 4))));
+  const v = Array.from({ length: POSITIONS }, () => s.alloc([chunk * perImage, ci]));
+  const m = Array.from({ length: POSITIONS }, () => s.alloc([chunk * perImage, co]));
+  const vTable = addressTable(s, v);
+  const mTable = addressTable(s, m);
+  const uTable = planeTable(s, u);
+  const [pixIn, pixOut] = [ci * 4, co * 4];
+  const input = spec(BT, imageGrid(wp, pixIn, scheme.m), { kind: 'table' });
   const { bias, act } = epilogue;
-  const pix = co * 4;
-  const out = spec(AT, { kind: 'table' }, { kind: 'image', rowBytes: wq * pix, pixBytes: pix }, bias !== undefined, act);
-  runTransformRows(s.backend, out, rows(tableSide(table, t, pix), imageSide(byteAddress(s, y), hq, wq, pix), t, pix, bias ? byteAddress(s, bias) : 0));
-  for (const mp of m) s.release(mp);
+  const output = spec(scheme.AT, { kind: 'table' }, imageGrid(wq, pixOut, scheme.m), bias !== undefined, act);
+  const layout = { k: ci, lda: ci, ldb: co, ldc: co };
+  for (let b0 = 0; b0 < n; b0 += chunk) {
+    const part = tiling(Math.min(chunk, n - b0), outH, outW, scheme.m);
+    const src = imageSide(byteAddress(s, padded) + b0 * hp * wp * pixIn, hp, wp, pixIn, scheme.m);
+    runTransformRows(s.backend, input, rows(src, tableSide(vTable, part, pixIn), part, pixIn));
+    // M[p] = V[p] x U[p]: 36 products [tiles, Ci] x [Ci, Co], split over the kernel pool's threads.
+    const products = { layout, aTable: vTable, bTable: uTable, cTable: mTable, count: POSITIONS, m: part.tiles, n: co };
+    if (!runTableGemm(s.backend, products)) throw new Error('wasm-kernels: the Winograd products need wasm SIMD');
+    const dst = imageSide(byteAddress(s, y) + b0 * hq * wq * pixOut, hq, wq, pixOut, scheme.m);
+    runTransformRows(s.backend, output, rows(tableSide(mTable, part, pixOut), dst, part, pixOut, bias ? byteAddress(s, bias) : 0));
+  }
+  for (const b of [...v, ...m]) s.release(b);
+  if (owned) s.release(u);
+  if (padded !== x) s.release(padded);
   return crop4d(s, y, 0, 0, outH, outW);
 }
 
@@ -258,8 +345,8 @@ export function winogradFilterGrad(s: Scratch, x: Info, dy: Info, top: number, l
   const dm = Array.from({ length: POSITIONS }, () => s.alloc([t.tiles, co]));
   const table = addressTable(s, dm);
   const pix = co * 4;
-  const src = imageSide(byteAddress(s, dyPad), hq, wq, pix);
-  runTransformRows(s.backend, spec(transposeMatrix(AT), { kind: 'image', rowBytes: wq * pix, pixBytes: pix }, { kind: 'table' }), rows(src, tableSide(table, t, pix), t, pix));
+  const src = imageSide(byteAddress(s, dyPad), hq, wq, pix, 4);
+  runTransformRows(s.backend, spec(transposeMatrix(AT), imageGrid(wq, pix, 4), { kind: 'table' }), rows(src, tableSide(table, t, pix), t, pix));
   if (dyPad !== dy) s.release(dyPad);
   // dU[p] = V[p]^T [Ci, tiles] x dM[p] [tiles, Co]: a long reduction. Measured against the
   // outer-product kernel of strided-filter-grad.ts (no transposes; ms, batch 16, 1 / 2 threads):
@@ -276,7 +363,7 @@ export function winogradFilterGrad(s: Scratch, x: Info, dy: Info, top: number, l
   const dw = s.alloc([3, 3, ci, co]);
   const plane = ci * co * 4;
   const duTable = addressTable(s, du);
-  runTransformRows(s.backend, spec(transposeMatrix(G), { kind: 'table' }, { kind: 'image', rowBytes: 3 * plane, pixBytes: plane }), oneTile(duTable, byteAddress(s, dw), plane));
+  runTransformRows(s.backend, spec(transposeMatrix(G), { kind: 'table' }, imageGrid(3, plane, 1)), oneTile(duTable, byteAddress(s, dw), plane));
   for (const d of du) s.release(d);
   return dw;
 }

@@ -1,0 +1,150 @@
+/**
+ * 7x7 stride-2 convolutions (ResNet's stem) through Winograd F(3x3, 4x4) on the space-to-depth
+ * image, against the `cpu` backend; and the transformed filters kept between inference calls
+ * (winograd-filter-cache.ts): reused while the filter lives, never while gradients are recorded,
+ * freed with their filter.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { winogradStats } from '../../src-main/engine/wasm-kernels/winograd.js';
+import { keptFilterTransforms } from '../../src-main/engine/wasm-kernels/winograd-filter-cache.js';
+import { AT3, BT, G4 } from '../../src-main/engine/wasm-kernels/winograd-transforms.js';
+import { assertMatchesCpu, randomArray, rng, sizeOf, useWasmWithTrainingKernels, type Pad } from './helpers.js';
+
+interface Case {
+  n: number;
+  h: number;
+  w: number;
+  ci: number;
+  co: number;
+  pad: Pad;
+}
+
+const explicit = (t: number, b: number, l: number, r: number): Pad => [[0, 0], [t, b], [l, r], [0, 0]];
+
+const CASES: Case[] = [
+  { n: 2, h: 20, w: 23, ci: 3, co: 8, pad: 'same' },
+  { n: 1, h: 17, w: 17, ci: 3, co: 16, pad: 'valid' },
+  { n: 1, h: 7, w: 7, ci: 3, co: 4, pad: 'valid' }, // a single output
+  { n: 2, h: 30, w: 30, ci: 4, co: 12, pad: explicit(3, 2, 1, 3) },
+  { n: 3, h: 9, w: 12, ci: 1, co: 4, pad: explicit(3, 3, 3, 3) },
+  { n: 1, h: 38, w: 38, ci: 3, co: 64, pad: explicit(3, 3, 3, 3) }, // ResNet's stem, small
+  { n: 2, h: 11, w: 8, ci: 5, co: 20, pad: 'same' },
+];
+
+const calls = (body: () => void): number => {
+  const start = winogradStats.forward;
+  body();
+  return winogradStats.forward - start;
+};
+
+function stemConv(c: Case, seed: number, fused?: { bias: boolean; activation: 'linear' | 'relu' | 'relu6' }): () => tf.Tensor {
+  const r = rng(seed);
+  const xShape: [number, number, number, number] = [c.n, c.h, c.w, c.ci];
+  const fShape: [number, number, number, number] = [7, 7, c.ci, c.co];
+  const x = randomArray(sizeOf(xShape), r);
+  const w = randomArray(sizeOf(fShape), r);
+  const b = randomArray(c.co, r);
+  return () => {
+    const xs = tf.tensor4d(x, xShape);
+    const ws = tf.tensor4d(w, fShape);
+    if (!fused) return tf.conv2d(xs, ws, 2, c.pad);
+    return tf.fused.conv2d({ x: xs, filter: ws, strides: 2, pad: c.pad, bias: fused.bias ? tf.tensor1d(b) : undefined, activation: fused.activation });
+  };
+}
+
+const previousMode = process.env.FINETUNE_WINOGRAD;
+let worst = 0;
+
+before(async () => {
+  process.env.FINETUNE_WINOGRAD = '1';
+  await useWasmWithTrainingKernels();
+});
+
+after(() => {
+  if (previousMode === undefined) delete process.env.FINETUNE_WINOGRAD;
+  else process.env.FINETUNE_WINOGRAD = previousMode;
+  console.log(`7x7 stride-2 Winograd: max relative error ${worst.toExponential(2)}`);
+});
+
+test('F(3,4) matrices: A^T [(G g) * (B^T d)] is the 4-tap 1-D correlation, exactly', () => {
+  const r = rng(2);
+  for (let trial = 0; trial < 20; trial++) {
+    const d = Array.from({ length: 6 }, () => r() * 2 - 1);
+    const g = Array.from({ length: 4 }, () => r() * 2 - 1);
+    const u = G4.map((row) => row.reduce((s, v, i) => s + v * g[i], 0));
+    const v = BT.map((row) => row.reduce((s, x, i) => s + x * d[i], 0));
+    const y = AT3.map((row) => row.reduce((s, a, i) => s + a * u[i] * v[i], 0));
+    for (let o = 0; o < 3; o++) {
+      const direct = g.reduce((s, gk, k) => s + gk * d[o + k], 0);
+      assert.ok(Math.abs(y[o] - direct) < 1e-12, `output ${o}: ${y[o]} vs ${direct}`);
+    }
+  }
+});
+
+test('7x7 stride-2 Conv2D / FusedConv2D match cpu through Winograd (paddings, odd sizes, bias, relu)', () => {
+  const n = calls(() => {
+    CASES.forEach((c, i) => {
+      worst = Math.max(worst, assertMatchesCpu(`stem ${JSON.stringify(c)}`, stemConv(c, 10 + i)));
+      const fused = { bias: i % 2 === 0, activation: (['relu', 'relu6', 'linear'] as const)[i % 3] };
+      worst = Math.max(worst, assertMatchesCpu(`fused stem ${JSON.stringify(c)}`, stemConv(c, 20 + i, fused)));
+    });
+  });
+  assert.equal(n, 2 * CASES.length);
+});
+
+test('7x7 convolutions with stride 1 or dilation 2 stay on XNNPACK', () => {
+  const r = rng(5);
+  const x = randomArray(2 * 15 * 15 * 3, r);
+  const w = randomArray(7 * 7 * 3 * 8, r);
+  const conv = (strides: number, dilations: number) => () =>
+    tf.conv2d(tf.tensor4d(x, [2, 15, 15, 3]), tf.tensor4d(w, [7, 7, 3, 8]), strides, 'same', 'NHWC', dilations);
+  const n = calls(() => {
+    assertMatchesCpu('stride 1', conv(1, 1));
+    assertMatchesCpu('dilation 2', conv(1, 2));
+  });
+  assert.equal(n, 0);
+});
+
+test('transformed filters are kept while the filter lives, freed with it, and never kept in training', () => {
+  const backend = tf.findBackend('wasm') as BackendWasm;
+  const r = rng(7);
+  const x = tf.tensor4d(randomArray(2 * 12 * 12 * 8, r), [2, 12, 12, 8]);
+  const initial = tf.tensor4d(randomArray(3 * 3 * 8 * 16, r), [3, 3, 8, 16]);
+  const w = tf.variable(initial);
+  initial.dispose(); // the variable holds the only reference to its memory, as a model's weights do
+  const stem = tf.tensor4d(randomArray(7 * 7 * 8 * 4, r), [7, 7, 8, 4]);
+  const start = keptFilterTransforms(backend);
+  const ids = backend.numDataIds();
+
+  const first = tf.tidy(() => tf.conv2d(x, w as tf.Tensor4D, 1, 'same'));
+  assert.equal(keptFilterTransforms(backend).count, start.count + 1);
+  const again = tf.tidy(() => tf.conv2d(x, w as tf.Tensor4D, 1, 'same'));
+  assert.equal(keptFilterTransforms(backend).count, start.count + 1, 'the second call reuses the kept transform');
+  assert.deepEqual(again.dataSync(), first.dataSync());
+  tf.tidy(() => void tf.conv2d(x, stem, 2, 'same'));
+  assert.equal(keptFilterTransforms(backend).count, start.count + 2);
+  assert.equal(keptFilterTransforms(backend).bytes - start.bytes, 36 * (8 * 16 + 32 * 4) * 4);
+
+  // A new value of the variable is a new filter: the result follows it (no stale transform).
+  tf.tidy(() => w.assign(tf.mul(w, -1) as tf.Tensor4D));
+  const flipped = tf.tidy(() => tf.conv2d(x, w as tf.Tensor4D, 1, 'same'));
+  assert.ok(tf.tidy(() => tf.max(tf.abs(tf.add(flipped, first))).dataSync()[0]) < 1e-5);
+  assert.equal(keptFilterTransforms(backend).count, start.count + 2, "the old value's transform went with it");
+
+  // Under a gradient tape nothing is kept, and what was kept is dropped.
+  const { value, grads } = tf.variableGrads(() => tf.sum(tf.conv2d(x, w as tf.Tensor4D, 1, 'same')) as tf.Scalar, [w]);
+  assert.equal(keptFilterTransforms(backend).count, start.count);
+  tf.dispose([value, grads]);
+
+  tf.tidy(() => void tf.conv2d(x, w as tf.Tensor4D, 1, 'same'));
+  assert.equal(keptFilterTransforms(backend).count, start.count + 1);
+  w.dispose();
+  assert.equal(keptFilterTransforms(backend).count, start.count, 'disposing the filter frees its transform');
+  tf.dispose([first, again, flipped, stem]);
+  assert.equal(keptFilterTransforms(backend).bytes, start.bytes);
+  assert.equal(backend.numDataIds(), ids - 2, 'every buffer but the two disposed filters is freed');
+  x.dispose();
+});
