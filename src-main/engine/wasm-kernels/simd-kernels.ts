@@ -264,6 +264,29 @@ function maxPoolGrad(): FunctionDef {
   };
 }
 
+/**
+ * `count` runs of `runBytes` (a multiple of 4) bytes, run r from src + r*srcStep to
+ * dst + r*dstStep: a strided gather one JS loop did ~5x slower in a training step.
+ * (src, srcStep, dst, dstStep, runBytes, count)
+ */
+function copyRuns(): FunctionDef {
+  const [src, srcStep, dst, dstStep, runBytes, count, r, k, ps, pd] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  const advance = (p: number, step: number) => [...op.get(p), ...op.get(step), ...op.i32Add, ...op.set(p)];
+  return {
+    name: 'copy_runs',
+    params: Array(6).fill('i32'),
+    locals: Array(4).fill('i32'),
+    body: [
+      [...op.get(src), ...op.set(ps), ...op.get(dst), ...op.set(pd)],
+      forLoop(r, count, 1, [
+        forLoop(k, runBytes, 4, [[...at(pd, k), ...at(ps, k), ...op.f32Load(), ...op.f32Store()]]),
+        advance(ps, srcStep),
+        advance(pd, dstStep),
+      ]),
+    ],
+  };
+}
+
 export interface SimdKernels {
   /** out = (lo <= x <= hi) ? dy : 0 (lo < x with strictLow), over `bytes` (a multiple of 16). */
   maskGrad(x: number, dy: number, out: number, bytes: number, lo: number, hi: number, strictLow: boolean): void;
@@ -278,6 +301,8 @@ export interface SimdKernels {
   addInto(dst: number, src: number, bytes: number): void;
   /** out = max(x, 0) over `bytes` (a multiple of 16). */
   relu(x: number, out: number, bytes: number): void;
+  /** See copyRuns above. */
+  copyRuns(src: number, srcStep: number, dst: number, dstStep: number, runBytes: number, count: number): void;
 }
 
 export interface AdamHyper {
@@ -316,6 +341,7 @@ const FUNCTIONS = (): FunctionDef[] => [
   maxPoolGrad(),
   addInto(),
   relu(),
+  copyRuns(),
 ];
 
 const wrappers = new WeakMap<WasmExports, SimdKernels>();
@@ -341,6 +367,7 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
         e.max_pool_grad(x, dy, dx, g.h, g.w, g.ho, g.wo, g.channelBytes, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl),
       addInto: (dst, src, bytes) => e.add_into(dst, src, bytes),
       relu: (x, out, bytes) => e.relu(x, out, bytes),
+      copyRuns: (src, srcStep, dst, dstStep, runBytes, count) => e.copy_runs(src, srcStep, dst, dstStep, runBytes, count),
     };
     wrappers.set(e, kernels);
   }

@@ -11,6 +11,7 @@
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { type Epilogue, F3X4, filterTransform, useWinograd, weightTransform, winogradProducts } from './winograd.js';
+import { simdKernels } from './simd-kernels.js';
 import { G4 } from './winograd-transforms.js';
 import { heapOffset, type Info, type Scratch, type Shape4 } from './wasm-ops.js';
 
@@ -37,36 +38,40 @@ export function useStemWinograd(
 
 /**
  * S [n, hs, ws, 4C]: S[b, i, j, (ry, rx, c)] = x[b, 2i + ry - top, 2j + rx - left, c], zero outside x.
+ * Each (image, i, ry) is one row of x: the output pixels whose two source pixels are inside it are
+ * one strided copy of 2C-float runs; the few at the edges are filled here.
  */
 function spaceToDepth(s: Scratch, x: Info, top: number, left: number, hs: number, ws: number): Info {
   const [n, h, w, c] = x.shape as Shape4;
+  const simd = simdKernels(s.backend);
+  if (!simd) throw new Error('wasm-kernels: the space-to-depth copy needs wasm SIMD');
   const out = s.alloc([n, hs, ws, 4 * c]);
   const { heap, offset: src } = heapOffset(s.backend, x);
   const dst = heapOffset(s.backend, out).offset;
   const half = 2 * c; // the floats of one source row in an output pixel: (rx, c)
+  // Output columns j whose source columns 2j - left and 2j - left + 1 are both inside x.
+  const j0 = Math.min(ws, Math.max(0, Math.ceil(left / 2)));
+  const j1 = Math.max(j0, Math.min(ws, Math.floor((w + left - 2) / 2) + 1));
+  const edge = (o: number, row: number, j: number) => {
+    for (let k = 0; k < half; k++) {
+      const col = 2 * j - left + Math.floor(k / c);
+      heap[o + k] = col >= 0 && col < w ? heap[row + col * c + (k % c)] : 0;
+    }
+  };
   for (let b = 0; b < n; b++) {
     for (let i = 0; i < hs; i++) {
       for (let ry = 0; ry < 2; ry++) {
         const y = 2 * i + ry - top;
-        let o = dst + (b * hs + i) * ws * 4 * c + ry * half;
+        const o = dst + (b * hs + i) * ws * 4 * c + ry * half;
         if (y < 0 || y >= h) {
-          for (let j = 0; j < ws; j++, o += 4 * c) heap.fill(0, o, o + half);
+          for (let j = 0; j < ws; j++) heap.fill(0, o + j * 4 * c, o + j * 4 * c + half);
           continue;
         }
         const row = src + (b * h + y) * w * c;
-        for (let j = 0; j < ws; j++, o += 4 * c) {
-          const x0 = 2 * j - left;
-          if (x0 >= 0 && x0 + 2 <= w) {
-            // Both source pixels inside: 2C contiguous floats.
-            const from = row + x0 * c;
-            for (let k = 0; k < half; k++) heap[o + k] = heap[from + k];
-            continue;
-          }
-          for (let k = 0; k < half; k++) {
-            const col = x0 + Math.floor(k / c);
-            heap[o + k] = col >= 0 && col < w ? heap[row + col * c + (k % c)] : 0;
-          }
-        }
+        for (let j = 0; j < j0; j++) edge(o + j * 4 * c, row, j);
+        // Run j: 2C floats from column 2j - left; the next run starts 2 pixels (2C floats) on.
+        if (j1 > j0) simd.copyRuns((row + (2 * j0 - left) * c) * 4, half * 4, (o + j0 * 4 * c) * 4, 16 * c, half * 4, j1 - j0);
+        for (let j = j1; j < ws; j++) edge(o + j * 4 * c, row, j);
       }
     }
   }
@@ -103,8 +108,7 @@ function blockFilter(s: Scratch, filter: Info): Info {
  */
 export function stemWinogradConv2d(s: Scratch, x: Info, filter: Info, top: number, left: number, outH: number, outW: number, epilogue: Epilogue): Info {
   const [, , c, co] = filter.shape as Shape4;
-  const shape = [36, 4 * c, co];
-  const transform = filterTransform(s, filter, shape, (u) => {
+  const transform = filterTransform(s, filter, 4 * c, co, (u) => {
     const blocks = blockFilter(s, filter);
     weightTransform(s, blocks, G4, u);
     s.release(blocks);
