@@ -13,7 +13,9 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { batchNormSums } from './fused-grads.js';
-import { simdKernels } from './simd-kernels.js';
+import type { WasmMemory } from './backend-module.js';
+import { poolParts, runParts } from './kernel-pool.js';
+import { type SimdKernels, simdKernels, simdKernelsOnMemory } from './simd-kernels.js';
 import { heapOffset, type Info } from './wasm-ops.js';
 
 export const CHANNEL_MOMENTS = 'FinetuneChannelMoments';
@@ -55,6 +57,37 @@ function channelMoments(args: { inputs: { x: Info }; backend: BackendWasm }): In
   }
 }
 
+/** Byte addresses of dx = dy*a + (x - mean)*b + d over `rows` rows of `rowBytes`. */
+interface BackwardArgs {
+  x: number;
+  dy: number;
+  mean: number;
+  a: number;
+  b: number;
+  d: number;
+  out: number;
+  rows: number;
+  rowBytes: number;
+}
+const BACKWARD_KEYS = ['x', 'dy', 'mean', 'a', 'b', 'd', 'out', 'rows', 'rowBytes'] as const;
+
+/** Part `part` of `parts`: a range of rows. */
+function backwardPart(simd: SimdKernels, w: BackwardArgs): (part: number, parts: number) => void {
+  return (part, parts) => {
+    const r0 = Math.floor((w.rows * part) / parts);
+    const r1 = Math.floor((w.rows * (part + 1)) / parts);
+    const skip = r0 * w.rowBytes;
+    if (r1 > r0) simd.batchNormBackward(w.x + skip, w.dy + skip, w.mean, w.a, w.b, w.d, w.out + skip, (r1 - r0) * w.rowBytes, w.rowBytes);
+  };
+}
+
+/** pool-tasks.ts' side of the pooled BatchNorm input gradient. */
+export function batchNormBackwardTask(memory: WasmMemory, args: readonly number[]): (part: number, parts: number) => void {
+  const simd = simdKernelsOnMemory(memory);
+  if (!simd) throw new Error('the SIMD kernels could not be instantiated on this thread');
+  return backwardPart(simd, Object.fromEntries(BACKWARD_KEYS.map((k, i) => [k, args[i]])) as unknown as BackwardArgs);
+}
+
 /** [dx, dgamma, dbeta] of y = gamma * (x - mean) * invStd + beta with batch statistics. */
 function batchNormGrad(args: { inputs: { x: Info; dy: Info; mean: Info; gamma: Info; invStd: Info }; backend: BackendWasm }): Info[] {
   const { inputs, backend } = args;
@@ -83,7 +116,11 @@ function batchNormGrad(args: { inputs: { x: Info; dy: Info; mean: Info; gamma: I
     const [xo, dyo, mo, dxo] = [x, dy, mean, dx].map((t) => heapOffset(backend, t).offset);
     const simd = c % 4 === 0 ? simdKernels(backend) : null;
     if (simd) {
-      simd.batchNormBackward(xo * 4, dyo * 4, mo * 4, co * 4, (co + c) * 4, (co + 2 * c) * 4, dxo * 4, n * c * 4, c * 4);
+      const a: BackwardArgs = { x: xo * 4, dy: dyo * 4, mean: mo * 4, a: co * 4, b: (co + c) * 4, d: (co + 2 * c) * 4, out: dxo * 4, rows: n, rowBytes: c * 4 };
+      // Split from ~2.5M elements, as batchNormSums (fused-grads.ts).
+      const parts = poolParts(backend, (n * c) / 10_000, n);
+      const run = backwardPart(simd, a);
+      runParts(backend, { name: 'batchNormBackward', args: BACKWARD_KEYS.map((k) => a[k]) }, parts, (part) => run(part, parts));
     } else {
       for (let r = 0; r < n; r++) {
         for (let i = 0; i < c; i++) {

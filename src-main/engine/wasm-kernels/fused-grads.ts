@@ -17,7 +17,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { simdKernels } from './simd-kernels.js';
+import type { WasmMemory } from './backend-module.js';
+import { poolParts, runParts } from './kernel-pool.js';
+import { type SimdKernels, simdKernels, simdKernelsOnMemory } from './simd-kernels.js';
 import { heapOffset, type Info } from './wasm-ops.js';
 
 /** Kernel names of our own (wasm only). */
@@ -52,54 +54,104 @@ function maskGrad(args: { inputs: { x: Info; dy: Info }; backend: BackendWasm; a
   return out;
 }
 
+/** Rows per SIMD call: its float32 sums are added into float64 after each block. */
+const SUM_BLOCK_ROWS = 256;
+
+/** Byte addresses and sizes of one batchNormSums call, as the kernel pool passes them. */
+interface SumsArgs {
+  x: number;
+  dy: number;
+  mean: number;
+  rows: number;
+  c: number;
+  /** Per part: 2C float32 of block sums, and 2C float64 of the part's totals. */
+  partials: number;
+  totals: number;
+}
+const SUMS_KEYS = ['x', 'dy', 'mean', 'rows', 'c', 'partials', 'totals'] as const;
+
+/**
+ * Part `part` of `parts`: a range of row blocks, summed block by block (SIMD, float32) into the
+ * part's float64 totals. Parts write disjoint memory; the caller adds the parts' totals in order,
+ * so the result does not depend on which thread ran which part.
+ */
+function sumsPart(simd: SimdKernels, buffer: () => ArrayBufferLike, a: SumsArgs): (part: number, parts: number) => void {
+  return (part, parts) => {
+    const blocks = Math.ceil(a.rows / SUM_BLOCK_ROWS);
+    const heap = new Float32Array(buffer());
+    const totals = new Float64Array(buffer(), a.totals + part * 16 * a.c, 2 * a.c);
+    const partial = a.partials / 4 + part * 2 * a.c;
+    totals.fill(0);
+    for (let b = Math.floor((blocks * part) / parts); b < Math.floor((blocks * (part + 1)) / parts); b++) {
+      const r0 = b * SUM_BLOCK_ROWS;
+      const n = Math.min(SUM_BLOCK_ROWS, a.rows - r0);
+      heap.fill(0, partial, partial + 2 * a.c);
+      simd.batchNormSums(a.x + r0 * a.c * 4, a.dy + r0 * a.c * 4, a.mean, partial * 4, (partial + a.c) * 4, n * a.c * 4, a.c * 4);
+      for (let i = 0; i < 2 * a.c; i++) totals[i] += heap[partial + i];
+    }
+  };
+}
+
+/** pool-tasks.ts' side of the pooled batchNormSums. */
+export function batchNormSumsTask(memory: WasmMemory, args: readonly number[]): (part: number, parts: number) => void {
+  const simd = simdKernelsOnMemory(memory);
+  if (!simd) throw new Error('the SIMD kernels could not be instantiated on this thread');
+  return sumsPart(simd, () => memory.buffer, Object.fromEntries(SUMS_KEYS.map((k, i) => [k, args[i]])) as unknown as SumsArgs);
+}
+
 /**
  * [2, C]: per channel (last axis) sum(dy) and sum(dy * (x - mean)). Rows are summed in blocks in
- * float32 by SIMD, blocks in float64 by JS, so long reductions (16*112*112 rows) stay accurate.
+ * float32 by SIMD, blocks in float64 by JS, so long reductions (16*112*112 rows) stay accurate;
+ * blocks are split over the kernel pool's threads.
  */
 export function batchNormSums(args: { inputs: { x: Info; dy: Info; mean: Info }; backend: BackendWasm }): Info {
   const { inputs, backend } = args;
   const { x, dy, mean } = inputs;
   const c = x.shape[x.shape.length - 1];
   const rows = x.shape.reduce((a, b) => a * b, 1) / c;
-  const sumDy = new Float64Array(c);
-  const sumDxm = new Float64Array(c);
   const simd = c % 4 === 0 ? simdKernels(backend) : null;
-  const block = 256;
-  const partial = backend.makeOutput([2, c], 'float32');
-  try {
+  const out = backend.makeOutput([2, c], 'float32');
+  if (!simd) {
+    const sumDy = new Float64Array(c);
+    const sumDxm = new Float64Array(c);
     const { heap, offset: xo } = heapOffset(backend, x);
     const dyo = heapOffset(backend, dy).offset;
     const mo = heapOffset(backend, mean).offset;
-    const po = heapOffset(backend, partial).offset;
-    for (let r0 = 0; r0 < rows; r0 += block) {
-      const n = Math.min(block, rows - r0);
-      if (simd) {
-        heap.fill(0, po, po + 2 * c);
-        simd.batchNormSums((xo + r0 * c) * 4, (dyo + r0 * c) * 4, mo * 4, po * 4, (po + c) * 4, n * c * 4, c * 4);
-        for (let i = 0; i < c; i++) {
-          sumDy[i] += heap[po + i];
-          sumDxm[i] += heap[po + c + i];
-        }
-      } else {
-        for (let r = r0; r < r0 + n; r++) {
-          for (let i = 0; i < c; i++) {
-            const d = heap[dyo + r * c + i];
-            sumDy[i] += d;
-            sumDxm[i] += d * (heap[xo + r * c + i] - heap[mo + i]);
-          }
-        }
+    for (let r = 0; r < rows; r++) {
+      for (let i = 0; i < c; i++) {
+        const d = heap[dyo + r * c + i];
+        sumDy[i] += d;
+        sumDxm[i] += d * (heap[xo + r * c + i] - heap[mo + i]);
       }
     }
+    const o = heapOffset(backend, out).offset;
+    heap.set(sumDy, o);
+    heap.set(sumDxm, o + c);
+    return out;
+  }
+  // Priced so that only ~2.5M elements and up are split: measured with 2 threads (ms, one thread ->
+  // pool), 16x64x64x64 2.2 -> 2.1 (moments) and 2.7 -> 2.0 (BatchNorm gradient), but
+  // 16x32x32x64 0.50 -> 0.65: the hand-off costs more than half of a 0.5 ms pass.
+  const parts = poolParts(backend, (rows * c) / 10_000, Math.ceil(rows / SUM_BLOCK_ROWS));
+  const partials = backend.makeOutput([parts, 2, c], 'float32');
+  const totals = backend.makeOutput([parts, 2, c, 2], 'float32'); // float64 storage
+  try {
+    const address = (t: Info) => heapOffset(backend, t).offset * 4;
+    const a: SumsArgs = { x: address(x), dy: address(dy), mean: address(mean), rows, c, partials: address(partials), totals: address(totals) };
+    const run = sumsPart(simd, () => heapOffset(backend, out).heap.buffer, a);
+    runParts(backend, { name: 'batchNormSums', args: SUMS_KEYS.map((k) => a[k]) }, parts, (part) => run(part, parts));
+    const { heap, offset: o } = heapOffset(backend, out);
+    const sums = new Float64Array(heap.buffer, a.totals, parts * 2 * c);
+    for (let i = 0; i < 2 * c; i++) {
+      let total = 0;
+      for (let p = 0; p < parts; p++) total += sums[p * 2 * c + i];
+      heap[o + i] = total;
+    }
+    return out;
   } finally {
-    backend.disposeData(partial.dataId);
+    backend.disposeData(partials.dataId);
+    backend.disposeData(totals.dataId);
   }
-  const out = backend.makeOutput([2, c], 'float32');
-  const o = heapOffset(backend, out);
-  for (let i = 0; i < c; i++) {
-    o.heap[o.offset + i] = sumDy[i];
-    o.heap[o.offset + c + i] = sumDxm[i];
-  }
-  return out;
 }
 
 export const fusedGradKernels: tf.KernelConfig[] = [

@@ -4,6 +4,9 @@
  * own instance of the module on the shared heap.
  */
 import type { WasmMemory } from './backend-module.js';
+import { batchNormBackwardTask } from './batch-norm-training.js';
+import { batchNormSumsTask } from './fused-grads.js';
+import { maxPoolGradTask } from './max-pool-grad.js';
 import { rowsGemmTask, tableGemmTask } from './gemm.js';
 import { filterGradPart, stridedFilterGradTilesOnMemory } from './strided-filter-grad.js';
 import { tableTransposeTask, transformRowsTask } from './winograd-transforms.js';
@@ -20,6 +23,9 @@ const TASKS: Record<string, TaskFactory> = {
   tableGemm: tableGemmTask,
   gemmRows: rowsGemmTask,
   tableTranspose: tableTransposeTask,
+  batchNormSums: batchNormSumsTask,
+  batchNormBackward: batchNormBackwardTask,
+  maxPoolGrad: maxPoolGradTask,
 };
 
 /** The part function of task `name` (throws on an unknown name: a main/worker version mismatch). */

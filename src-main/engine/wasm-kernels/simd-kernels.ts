@@ -9,7 +9,7 @@
  * (or fall back to stock kernels). Addresses and sizes are in bytes.
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { exportsOnBackend, type WasmExports } from './backend-module.js';
+import { exportsOnBackend, exportsOnMemory, type WasmExports, type WasmMemory } from './backend-module.js';
 import { encodeModule, forLoop, type FunctionDef, op } from './wasm-asm.js';
 
 const at = (base: number, offset: number) => [...op.get(base), ...op.get(offset), ...op.i32Add];
@@ -351,7 +351,15 @@ const wrappers = new WeakMap<WasmExports, SimdKernels>();
  * memory not reachable): callers then use their stock-kernel path.
  */
 export function simdKernels(backend: BackendWasm): SimdKernels | null {
-  const e = exportsOnBackend(backend, 'simd-kernels', FUNCTIONS);
+  return wrap(exportsOnBackend(backend, 'simd-kernels', FUNCTIONS));
+}
+
+/** The same kernels on a kernel-pool thread's instance of the heap. */
+export function simdKernelsOnMemory(memory: WasmMemory): SimdKernels | null {
+  return wrap(exportsOnMemory(memory, 'simd-kernels', FUNCTIONS));
+}
+
+function wrap(e: WasmExports | null): SimdKernels | null {
   if (!e) return null;
   let kernels = wrappers.get(e);
   if (!kernels) {
