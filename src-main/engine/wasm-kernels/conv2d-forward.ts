@@ -1,9 +1,9 @@
 /**
  * Conv2D and FusedConv2D for the wasm backend: 3x3 stride-1 convolutions go through Winograd
  * F(4x4, 3x3) (winograd.ts), 7x7 stride-2 ones (ResNet's stem) through F(3x3, 4x4) on the
- * space-to-depth image (stem-winograd.ts), everything else to the stock XNNPACK kernels. The fused bias and
- * relu / relu6 are applied in Winograd's output transform; other fused activations (prelu,
- * leakyrelu, sigmoid, elu) and NCHW take the stock kernel.
+ * space-to-depth image (stem-winograd.ts), everything else to the stock XNNPACK kernels. The
+ * fused bias and relu / relu6 are applied in Winograd's output transform; other fused activations
+ * (prelu, leakyrelu, sigmoid, elu) and NCHW take the stock kernel.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';

@@ -6,8 +6,10 @@
  * filter w' over those 4C channels: w'[qy, qx, (ry, rx, c)] = w[2qy + ry, 2qx + rx, c], zero where
  * 2q + r = 7. That stride-1 convolution goes through the Winograd products of winograd.ts with
  * 6x6 input tiles and 3x3 output tiles: 36 multiplies per 9 outputs instead of 16 * 9, so with
- * the 7x7 -> 8x8 padding ~2.9x fewer than the direct convolution's. XNNPACK's direct stem was
- * ~29 ms of a ~185 ms ResNet-18 forward pass (128 px, batch 16, 1 thread).
+ * the 7x7 -> 8x8 padding ~2.9x fewer than the direct convolution's. ResNet-18's stem at 128 px,
+ * batch 16: XNNPACK's direct convolution ~29 ms of a ~185 ms forward pass on 1 thread, this ~15 ms;
+ * on 2 threads ~12-16 ms against ~14-17 (the space-to-depth copy and the transforms, not the
+ * products, are most of what is left).
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { type Epilogue, F3X4, filterTransform, useWinograd, weightTransform, winogradProducts } from './winograd.js';

@@ -14,6 +14,10 @@
  *
  * Rounding: the transforms scale values by up to ~100 and cancel, so results differ from a direct
  * convolution by ~1e-6..1e-5 relative to the output scale (direct: ~1e-7).
+ *
+ * The forward products (winogradProducts) also serve F(3x3, 4x4) for ResNet's 7x7 stride-2 stem
+ * (stem-winograd.ts), run a few images at a time so that V and M stay in cache, and take U from
+ * winograd-filter-cache.ts in inference, where a filter is used for many calls.
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import {
@@ -22,7 +26,6 @@ import {
   AT3,
   BT,
   G,
-  G4,
   getTranspose,
   runTableTranspose,
   runTransformRows,
@@ -103,18 +106,17 @@ export const winogradStats = { forward: 0, filterGrad: 0 };
 const POSITIONS = 36;
 
 /**
- * F(m x m, r x r) with 6x6 input tiles (m + r - 1 = 6), tiles m pixels apart: y = A^T [U * V] A.
- * F(4x4, 3x3) for 3x3 filters; F(3x3, 4x4) for the 4x4 filters of strided-winograd.ts.
+ * The output side of F(m x m, r x r) with 6x6 input tiles (m + r - 1 = 6), tiles m pixels apart:
+ * y = A^T [U * V] A. F(4x4, 3x3) for 3x3 filters; F(3x3, 4x4) for the 4x4 filters of
+ * stem-winograd.ts (whose weight transform uses G4).
  */
 export interface Scheme {
   m: number;
-  r: number;
   AT: readonly number[][];
-  G: readonly number[][];
 }
 
-export const F4X3: Scheme = { m: 4, r: 3, AT, G };
-export const F3X4: Scheme = { m: 3, r: 4, AT: AT3, G: G4 };
+export const F4X3: Scheme = { m: 4, AT };
+export const F3X4: Scheme = { m: 3, AT: AT3 };
 
 /** V and M of the images transformed at a time (both fit in L3 with room for U and the image). */
 const CHUNK_BYTES = 8 * 2 ** 20;
