@@ -40,6 +40,9 @@ export function pick<T>(rand: () => number, items: readonly T[]): T {
 /** A convolution's padding as the tfjs conv ops take it. */
 export type Pad = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
 
+/** NHWC explicit padding: top, bottom, left, right. */
+export const explicitPad = (t: number, b: number, l: number, r: number): Pad => [[0, 0], [t, b], [l, r], [0, 0]];
+
 export function sizeOf(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }

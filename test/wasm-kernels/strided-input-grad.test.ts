@@ -12,7 +12,7 @@ import {
   stridedInputGradStats,
   type StridedInputGradPath,
 } from '../../src-main/engine/wasm-kernels/conv2d-backprop-input.js';
-import { assertMatchesCpu, pick, randomArray, rng, sizeOf, useWasmWithTrainingKernels, type Pad } from './helpers.js';
+import { assertMatchesCpu, explicitPad, pick, randomArray, rng, sizeOf, useWasmWithTrainingKernels, type Pad } from './helpers.js';
 
 type Path = StridedInputGradPath;
 
@@ -26,8 +26,6 @@ interface Case {
   s: number;
   pad: Pad;
 }
-
-const explicit = (t: number, b: number, l: number, r: number): Pad => [[0, 0], [t, b], [l, r], [0, 0]];
 
 function outShape(c: Case): number[] {
   return tf.backend_util.computeConv2DInfo([c.n, c.h, c.w, c.ci], [...c.k, c.ci, c.co], c.s, 1, c.pad).outShape;
@@ -64,15 +62,15 @@ const FIXED: Case[] = [
   // ResNet downsampling 3x3 / s2, even and odd sizes, TF 'same' (pad 0/1) and torchvision (1/1).
   { n: 1, h: 8, w: 8, ci: 16, co: 8, k: [3, 3], s: 2, pad: 'same' },
   { n: 3, h: 9, w: 7, ci: 20, co: 12, k: [3, 3], s: 2, pad: 'same' },
-  { n: 3, h: 10, w: 9, ci: 17, co: 6, k: [3, 3], s: 2, pad: explicit(1, 1, 1, 1) },
+  { n: 3, h: 10, w: 9, ci: 17, co: 6, k: [3, 3], s: 2, pad: explicitPad(1, 1, 1, 1) },
   { n: 1, h: 11, w: 12, ci: 24, co: 5, k: [3, 3], s: 2, pad: 'valid' },
   { n: 1, h: 8, w: 10, ci: 16, co: 3, k: [3, 3], s: 2, pad: 'valid' }, // the last input row is never read
-  { n: 3, h: 7, w: 6, ci: 18, co: 7, k: [3, 3], s: 2, pad: explicit(0, 2, 2, 0) },
-  { n: 1, h: 6, w: 6, ci: 16, co: 4, k: [3, 3], s: 2, pad: explicit(4, 0, 0, 4) }, // pad > k - 1: some phases read only padding
-  { n: 1, h: 7, w: 6, ci: 20, co: 12, k: [3, 3], s: 2, pad: explicit(1, 1, 1, 1) },
-  { n: 1, h: 5, w: 3, ci: 8, co: 4, k: [3, 3], s: 2, pad: explicit(0, 2, 3, 1) },
+  { n: 3, h: 7, w: 6, ci: 18, co: 7, k: [3, 3], s: 2, pad: explicitPad(0, 2, 2, 0) },
+  { n: 1, h: 6, w: 6, ci: 16, co: 4, k: [3, 3], s: 2, pad: explicitPad(4, 0, 0, 4) }, // pad > k - 1: some phases read only padding
+  { n: 1, h: 7, w: 6, ci: 20, co: 12, k: [3, 3], s: 2, pad: explicitPad(1, 1, 1, 1) },
+  { n: 1, h: 5, w: 3, ci: 8, co: 4, k: [3, 3], s: 2, pad: explicitPad(0, 2, 3, 1) },
   // 7x7 / s2 (ResNet stem) and 5x5, with few and many input channels.
-  { n: 1, h: 11, w: 11, ci: 3, co: 8, k: [7, 7], s: 2, pad: explicit(3, 3, 3, 3) },
+  { n: 1, h: 11, w: 11, ci: 3, co: 8, k: [7, 7], s: 2, pad: explicitPad(3, 3, 3, 3) },
   { n: 3, h: 12, w: 13, ci: 16, co: 5, k: [7, 7], s: 2, pad: 'same' },
   { n: 1, h: 10, w: 9, ci: 19, co: 4, k: [5, 5], s: 2, pad: 'valid' },
   // Kernels smaller than the stride: some phases get no taps at all (zeros).
@@ -91,7 +89,7 @@ function randomCase(seed: number): Case {
   const s = pick(r, [2, 2, 2, 3]);
   const h = k + Math.floor(r() * 8);
   const w = k + Math.floor(r() * 8);
-  const pad = pick<Pad>(r, ['same', 'valid', explicit(Math.floor(r() * 4), Math.floor(r() * 4), Math.floor(r() * 4), Math.floor(r() * 4))]);
+  const pad = pick<Pad>(r, ['same', 'valid', explicitPad(Math.floor(r() * 4), Math.floor(r() * 4), Math.floor(r() * 4), Math.floor(r() * 4))]);
   const ci = pick(r, [3, 4, 8, 13, 16, 20, 23, 32]);
   const co = pick(r, [1, 4, 5, 8, 12]);
   return { n: pick(r, [1, 3]), h, w, ci, co, k: [k, k], s, pad };

@@ -9,8 +9,8 @@ import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { winogradPays, winogradStats } from '../../src-main/engine/wasm-kernels/winograd.js';
-import { AT, BT, G, transformModuleBytes, transposeMatrix } from '../../src-main/engine/wasm-kernels/winograd-transforms.js';
-import { assertMatchesCpu, assertWasmMatches, pick, randomArray, relativeMaxError, rng, runOn, sizeOf, useWasmWithTrainingKernels, type Pad } from './helpers.js';
+import { AT, AT3, BT, G, G4, transformModuleBytes, transposeMatrix } from '../../src-main/engine/wasm-kernels/winograd-transforms.js';
+import { assertMatchesCpu, assertWasmMatches, explicitPad, pick, randomArray, relativeMaxError, rng, runOn, sizeOf, useWasmWithTrainingKernels, type Pad } from './helpers.js';
 
 interface Case {
   n: number;
@@ -24,24 +24,22 @@ interface Case {
   dilation?: number;
 }
 
-const explicit = (t: number, b: number, l: number, r: number): Pad => [[0, 0], [t, b], [l, r], [0, 0]];
-
 const FIXED: Case[] = [
   { n: 1, h: 7, w: 7, ci: 4, co: 4, pad: 'same' },
   { n: 3, h: 9, w: 13, ci: 8, co: 12, pad: 'same' },
   { n: 1, h: 14, w: 14, ci: 16, co: 8, pad: 'valid' },
   { n: 3, h: 14, w: 14, ci: 64, co: 32, pad: 'same' },
   { n: 1, h: 1, w: 1, ci: 4, co: 8, pad: 'same' }, // 1x1 image: only the centre tap sees data
-  { n: 3, h: 1, w: 2, ci: 12, co: 4, pad: explicit(1, 1, 1, 1) },
-  { n: 1, h: 8, w: 9, ci: 4, co: 20, pad: explicit(2, 0, 0, 3) }, // asymmetric, > 1
-  { n: 3, h: 5, w: 6, ci: 8, co: 4, pad: explicit(0, 1, 2, 0) },
+  { n: 3, h: 1, w: 2, ci: 12, co: 4, pad: explicitPad(1, 1, 1, 1) },
+  { n: 1, h: 8, w: 9, ci: 4, co: 20, pad: explicitPad(2, 0, 0, 3) }, // asymmetric, > 1
+  { n: 3, h: 5, w: 6, ci: 8, co: 4, pad: explicitPad(0, 1, 2, 0) },
   { n: 1, h: 3, w: 3, ci: 4, co: 4, pad: 'valid' }, // a single output
   { n: 1, h: 17, w: 11, ci: 36, co: 64, pad: 'same' },
 ];
 
 function randomCase(seed: number): Case {
   const r = rng(seed);
-  const pad = pick<Pad>(r, ['same', 'valid', explicit(Math.floor(r() * 3), Math.floor(r() * 3), Math.floor(r() * 3), Math.floor(r() * 3))]);
+  const pad = pick<Pad>(r, ['same', 'valid', explicitPad(Math.floor(r() * 3), Math.floor(r() * 3), Math.floor(r() * 3), Math.floor(r() * 3))]);
   const min = pad === 'valid' ? 3 : 1;
   return {
     n: pick(r, [1, 3]),
@@ -137,17 +135,23 @@ function counting(body: () => void): { forward: number; filterGrad: number } {
   return { forward: winogradStats.forward - start.forward, filterGrad: winogradStats.filterGrad - start.filterGrad };
 }
 
-test('F(4,3) matrices: A^T [(G g) * (B^T d)] is the 1-D correlation, exactly', () => {
+test('F(4,3) and F(3,4) matrices: A^T [(G g) * (B^T d)] is the 1-D correlation, exactly', () => {
   const r = rng(1);
-  for (let trial = 0; trial < 20; trial++) {
-    const d = Array.from({ length: 6 }, () => r() * 2 - 1);
-    const g = Array.from({ length: 3 }, () => r() * 2 - 1);
-    const u = G.map((row) => row.reduce((s, v, i) => s + v * g[i], 0));
-    const v = BT.map((row) => row.reduce((s, x, i) => s + x * d[i], 0));
-    const y = AT.map((row) => row.reduce((s, a, i) => s + a * u[i] * v[i], 0));
-    for (let o = 0; o < 4; o++) {
-      const direct = g[0] * d[o] + g[1] * d[o + 1] + g[2] * d[o + 2];
-      assert.ok(Math.abs(y[o] - direct) < 1e-12, `output ${o}: ${y[o]} vs ${direct}`);
+  for (const { at, g: gm, outputs, taps } of [
+    { at: AT, g: G, outputs: 4, taps: 3 },
+    { at: AT3, g: G4, outputs: 3, taps: 4 },
+  ]) {
+    for (let trial = 0; trial < 20; trial++) {
+      const d = Array.from({ length: 6 }, () => r() * 2 - 1);
+      const g = Array.from({ length: taps }, () => r() * 2 - 1);
+      const u = gm.map((row) => row.reduce((s, v, i) => s + v * g[i], 0));
+      const v = BT.map((row) => row.reduce((s, x, i) => s + x * d[i], 0));
+      const y = at.map((row) => row.reduce((s, a, i) => s + a * u[i] * v[i], 0));
+      assert.equal(y.length, outputs);
+      for (let o = 0; o < outputs; o++) {
+        const direct = g.reduce((s, gk, k) => s + gk * d[o + k], 0);
+        assert.ok(Math.abs(y[o] - direct) < 1e-12, `F(${outputs},${taps}) output ${o}: ${y[o]} vs ${direct}`);
+      }
     }
   }
   assert.deepEqual(transposeMatrix(AT).length, 6);
