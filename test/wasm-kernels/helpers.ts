@@ -3,6 +3,7 @@
  * same computation on the `cpu` backend (the reference) and on `wasm`.
  */
 import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerWasmTrainingKernels } from '../../src-main/engine/wasm-kernels/index.js';
@@ -13,6 +14,24 @@ export async function useWasmWithTrainingKernels(): Promise<void> {
   const ok = await tf.setBackend('wasm');
   assert.ok(ok, 'the wasm backend did not start');
   await tf.ready();
+}
+
+/**
+ * For this test file: the wasm backend with our kernels, and FINETUNE_WINOGRAD=1 (every eligible
+ * shape takes Winograd, not only the large layers where it pays), restored afterwards, when
+ * `summary()` is printed (the worst errors seen).
+ */
+export function useWasmWithWinogradForced(summary: () => string): void {
+  const previous = process.env.FINETUNE_WINOGRAD;
+  before(async () => {
+    process.env.FINETUNE_WINOGRAD = '1';
+    await useWasmWithTrainingKernels();
+  });
+  after(() => {
+    if (previous === undefined) delete process.env.FINETUNE_WINOGRAD;
+    else process.env.FINETUNE_WINOGRAD = previous;
+    console.log(summary());
+  });
 }
 
 /** mulberry32: small, fast, seedable; failures print their seed and reproduce. */

@@ -5,12 +5,12 @@
  * freed with their filter.
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { winogradStats } from '../../src-main/engine/wasm-kernels/winograd.js';
 import { keptFilterTransforms } from '../../src-main/engine/wasm-kernels/winograd-filter-cache.js';
-import { assertMatchesCpu, explicitPad, randomArray, rng, sizeOf, useWasmWithTrainingKernels, type Pad } from './helpers.js';
+import { assertMatchesCpu, explicitPad, randomArray, rng, sizeOf, useWasmWithWinogradForced, type Pad } from './helpers.js';
 
 interface Case {
   n: number;
@@ -52,19 +52,8 @@ function stemConv(c: Case, seed: number, fused?: { bias: boolean; activation: 'l
   };
 }
 
-const previousMode = process.env.FINETUNE_WINOGRAD;
 let worst = 0;
-
-before(async () => {
-  process.env.FINETUNE_WINOGRAD = '1';
-  await useWasmWithTrainingKernels();
-});
-
-after(() => {
-  if (previousMode === undefined) delete process.env.FINETUNE_WINOGRAD;
-  else process.env.FINETUNE_WINOGRAD = previousMode;
-  console.log(`7x7 stride-2 Winograd: max relative error ${worst.toExponential(2)}`);
-});
+useWasmWithWinogradForced(() => `7x7 stride-2 Winograd: max relative error ${worst.toExponential(2)}`);
 
 test('7x7 stride-2 Conv2D / FusedConv2D match cpu through Winograd (paddings, odd sizes, bias, relu)', () => {
   const n = calls(() => {

@@ -5,12 +5,12 @@
  * default only large layers do, where it pays).
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { winogradPays, winogradStats } from '../../src-main/engine/wasm-kernels/winograd.js';
 import { AT, AT3, BT, G, G4, transformModuleBytes, transposeMatrix } from '../../src-main/engine/wasm-kernels/winograd-transforms.js';
-import { assertMatchesCpu, assertWasmMatches, explicitPad, pick, randomArray, relativeMaxError, rng, runOn, sizeOf, useWasmWithTrainingKernels, type Pad } from './helpers.js';
+import { assertMatchesCpu, assertWasmMatches, explicitPad, pick, randomArray, relativeMaxError, rng, runOn, sizeOf, useWasmWithWinogradForced, type Pad } from './helpers.js';
 
 interface Case {
   n: number;
@@ -114,19 +114,10 @@ function checkDw(c: Case, seed: number): number {
   );
 }
 
-const previousMode = process.env.FINETUNE_WINOGRAD;
 const worst = { forward: 0, dx: 0, dw: 0 };
-
-before(async () => {
-  process.env.FINETUNE_WINOGRAD = '1';
-  await useWasmWithTrainingKernels();
-});
-
-after(() => {
-  if (previousMode === undefined) delete process.env.FINETUNE_WINOGRAD;
-  else process.env.FINETUNE_WINOGRAD = previousMode;
-  console.log(`winograd max relative errors: forward ${worst.forward.toExponential(2)}, dx ${worst.dx.toExponential(2)}, dW ${worst.dw.toExponential(2)}`);
-});
+useWasmWithWinogradForced(
+  () => `winograd max relative errors: forward ${worst.forward.toExponential(2)}, dx ${worst.dx.toExponential(2)}, dW ${worst.dw.toExponential(2)}`,
+);
 
 /** Runs `body` and returns how many Winograd calls of each kind it made. */
 function counting(body: () => void): { forward: number; filterGrad: number } {
