@@ -8,17 +8,11 @@ import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { BAND_REDUCTION } from '../../src-main/engine/wasm-kernels/conv2d-backprop-filter.js';
 import { wasmTrainingKernelsRegistered } from '../../src-main/engine/wasm-kernels/index.js';
-import { assertMatchesCpu, pick, randomArray, rng, sizeOf, useWasmWithTrainingKernels, type Pad } from './helpers.js';
+import { assertMatchesCpu, type ConvCase, type Pad, pick, randomArray, rng, sizeOf, useWasmWithTrainingKernels } from './helpers.js';
 
-interface Case {
-  n: number;
-  h: number;
-  w: number;
-  ci: number;
-  co: number;
+interface Case extends ConvCase {
   k: [number, number];
   s: [number, number];
-  pad: Pad;
   round?: 'floor' | 'round' | 'ceil';
 }
 

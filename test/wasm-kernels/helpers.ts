@@ -59,6 +59,16 @@ export function pick<T>(rand: () => number, items: readonly T[]): T {
 /** A convolution's padding as the tfjs conv ops take it. */
 export type Pad = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
 
+/** A convolution test case: batch, input size, channels in and out, padding. */
+export interface ConvCase {
+  n: number;
+  h: number;
+  w: number;
+  ci: number;
+  co: number;
+  pad: Pad;
+}
+
 /** NHWC explicit padding: top, bottom, left, right. */
 export const explicitPad = (t: number, b: number, l: number, r: number): Pad => [[0, 0], [t, b], [l, r], [0, 0]];
 

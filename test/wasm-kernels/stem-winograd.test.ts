@@ -10,16 +10,9 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { winogradStats } from '../../src-main/engine/wasm-kernels/winograd.js';
 import { keptFilterTransforms } from '../../src-main/engine/wasm-kernels/winograd-filter-cache.js';
-import { assertMatchesCpu, explicitPad, randomArray, rng, sizeOf, useWasmWithWinogradForced, type Pad } from './helpers.js';
+import { assertMatchesCpu, type ConvCase, explicitPad, randomArray, rng, sizeOf, useWasmWithWinogradForced } from './helpers.js';
 
-interface Case {
-  n: number;
-  h: number;
-  w: number;
-  ci: number;
-  co: number;
-  pad: Pad;
-}
+type Case = ConvCase;
 
 const CASES: Case[] = [
   { n: 2, h: 20, w: 23, ci: 3, co: 8, pad: 'same' },

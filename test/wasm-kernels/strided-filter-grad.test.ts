@@ -10,17 +10,11 @@ import * as tf from '@tensorflow/tfjs';
 import { stridedFilterGradOptions } from '../../src-main/engine/wasm-kernels/conv2d-backprop-filter.js';
 import { stridedFilterGradModuleBytes, stridedFilterGradTiles } from '../../src-main/engine/wasm-kernels/strided-filter-grad.js';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { assertMatchesCpu, explicitPad, pick, randomArray, rng, sizeOf, useWasmWithTrainingKernels, type Pad } from './helpers.js';
+import { assertMatchesCpu, type ConvCase, explicitPad, type Pad, pick, randomArray, rng, sizeOf, useWasmWithTrainingKernels } from './helpers.js';
 
-interface Case {
-  n: number;
-  h: number;
-  w: number;
-  ci: number;
-  co: number;
+interface Case extends ConvCase {
   k: [number, number];
   s: [number, number];
-  pad: Pad;
 }
 
 const FIXED: Case[] = [

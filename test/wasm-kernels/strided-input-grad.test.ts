@@ -12,19 +12,13 @@ import {
   stridedInputGradStats,
   type StridedInputGradPath,
 } from '../../src-main/engine/wasm-kernels/conv2d-backprop-input.js';
-import { assertMatchesCpu, explicitPad, pick, randomArray, rng, sizeOf, useWasmWithTrainingKernels, type Pad } from './helpers.js';
+import { assertMatchesCpu, type ConvCase, explicitPad, type Pad, pick, randomArray, rng, sizeOf, useWasmWithTrainingKernels } from './helpers.js';
 
 type Path = StridedInputGradPath;
 
-interface Case {
-  n: number;
-  h: number;
-  w: number;
-  ci: number;
-  co: number;
+interface Case extends ConvCase {
   k: [number, number];
   s: number;
-  pad: Pad;
 }
 
 function outShape(c: Case): number[] {

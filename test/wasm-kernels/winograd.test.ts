@@ -10,15 +10,9 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { winogradPays, winogradStats } from '../../src-main/engine/wasm-kernels/winograd.js';
 import { AT, AT3, BT, G, G4, transformModuleBytes, transposeMatrix } from '../../src-main/engine/wasm-kernels/winograd-transforms.js';
-import { assertMatchesCpu, assertWasmMatches, explicitPad, pick, randomArray, relativeMaxError, rng, runOn, sizeOf, useWasmWithWinogradForced, type Pad } from './helpers.js';
+import { assertMatchesCpu, assertWasmMatches, type ConvCase, explicitPad, type Pad, pick, randomArray, relativeMaxError, rng, runOn, sizeOf, useWasmWithWinogradForced } from './helpers.js';
 
-interface Case {
-  n: number;
-  h: number;
-  w: number;
-  ci: number;
-  co: number;
-  pad: Pad;
+interface Case extends ConvCase {
   k?: number;
   stride?: number;
   dilation?: number;
