@@ -5,7 +5,7 @@
  *
  * The two are measured alternately, model by model, so both see the same load on a shared machine.
  *
- * Options: --arch resnet18,mobilenet_v2_0.35  --sizes 224,128  --batch 16  --iters 3
+ * Options: --arch resnet18,mobilenet_v2_0.35  --sizes 224,128  --batch 16  --iters 3  --warmup-seconds 3
  *          --torch-threads N  --no-torch
  * PyTorch runs as many intra-op threads as the wasm backend (one per CPU up to 4 by default;
  * FINETUNE_WASM_THREADS=1 gives the steadiest single-thread comparison: with 2 threads on a
@@ -20,7 +20,7 @@ import os from 'node:os';
 import { describeBackend, selectBackend } from '../../src-main/engine/backend.js';
 import type { ArchId } from '../../src-main/engine/models/catalogue.js';
 import { createModel, type FinetuneModel } from '../../src-main/engine/models/create-model.js';
-import { arg, localWeights, PYTHON, TorchReference, torchThreadsToMatch } from './support.js';
+import { arg, localWeights, PYTHON, TorchReference, torchThreadsToMatch, WARMUP_SECONDS } from './support.js';
 
 const ARCH_LIST = arg('arch', 'resnet18,resnet34,resnet50,mobilenet_v2_0.35,mobilenet_v1_0.25').split(',') as ArchId[];
 const SIZES = arg('sizes', '224,128').split(',').map(Number);
@@ -45,7 +45,10 @@ async function timeForward(m: FinetuneModel, size: number): Promise<number> {
     y.dispose();
     return (performance.now() - t) / 1000;
   };
-  await once(); // warm-up: kernel setup and first allocations
+  // Warm-up: kernel setup, first allocations, and the threads' ramp to steady speed (WARMUP_SECONDS).
+  const start = performance.now();
+  do await once();
+  while (performance.now() - start < WARMUP_SECONDS * 1000);
   const times: number[] = [];
   for (let i = 0; i < ITERS; i++) times.push(await once());
   x.dispose();
@@ -64,7 +67,7 @@ async function main(): Promise<void> {
   const useTorch = !process.argv.includes('--no-torch') && TorchReference.available();
   const torch = useTorch ? await TorchReference.start(await torchThreadsToMatch(backend.name)) : undefined;
   console.log(`${os.availableParallelism()} CPU cores; TF.js ${backend.name}: ${tfThreads}; ${torch ? torch.banner : 'no PyTorch'}`);
-  console.log(`batch ${BATCH}, median of ${ITERS} batches after one warm-up; model = body + fastai head (${NUM_CLASSES} classes), eval mode\n`);
+  console.log(`batch ${BATCH}, median of ${ITERS} batches after ${WARMUP_SECONDS} s of warm-up (each side); model = body + fastai head (${NUM_CLASSES} classes), eval mode\n`);
 
   const rows: Row[] = [];
   try {

@@ -31,6 +31,16 @@ export async function torchThreadsToMatch(backendName: string): Promise<number |
   return wasm.getThreadsCount();
 }
 
+/**
+ * Seconds each side runs (at least one step or batch) before it is timed, the same for TF.js and
+ * PyTorch (`--warmup-seconds S`). One step was not enough here: with 2 threads the wasm backend
+ * took its first ~3 seconds of work to reach its steady speed (ResNet-18 training at 128 px:
+ * 355, 286, 289, 267, ... 245 ms per step from the 8th on; on 1 thread steady from the 2nd), while
+ * PyTorch, whose OpenMP threads spin between regions, was steady from its 2nd step. A training
+ * epoch is mostly steady state, so that is what the ratios compare.
+ */
+export const WARMUP_SECONDS = Number(arg('warmup-seconds', '3'));
+
 export function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
@@ -86,7 +96,8 @@ export class TorchReference {
   }
 
   async measure(arch: string, size: number, batch: number, iters: number, mode: TorchMode = 'forward'): Promise<{ ips?: number; error?: string }> {
-    const r = await this.request<{ images_per_second?: number; error?: string }>({ arch, size, batch, iters, mode });
+    const job = { arch, size, batch, iters, mode, warmup_seconds: WARMUP_SECONDS };
+    const r = await this.request<{ images_per_second?: number; error?: string }>(job);
     return { ips: r.images_per_second, error: r.error };
   }
 

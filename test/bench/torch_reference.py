@@ -3,8 +3,9 @@
 models, forward only or a whole training step.
 
 Protocol, one JSON object per line: the first stdin line is {"threads": n or null}, answered with
-{"torch", "threads"}; every further line is a job {"arch", "size", "batch", "iters", "mode"} (mode:
-"forward" (default), "train", or "train_frozen"), answered with
+{"torch", "threads"}; every further line is a job {"arch", "size", "batch", "iters", "mode", "warmup_seconds"} (mode:
+"forward" (default), "train", or "train_frozen"; untimed runs for warmup_seconds, at least one,
+before the `iters` timed ones), answered with
 {"arch", "size", "batch", "images_per_second", "seconds_per_batch"} or {"arch", "size", "error"}.
 A training step is fastai's: forward in train mode, cross-entropy, backward, AdamW (decoupled weight
 decay, betas (0.9, 0.99), eps 1e-5); "train_frozen" freezes the body except its BatchNorm layers.
@@ -65,6 +66,15 @@ def build(arch):
     raise ValueError(f"no PyTorch reference for {arch}")
 
 
+def warm_up(run_once, job):
+    """Runs run_once at least once and until job["warmup_seconds"] have passed (allocator, oneDNN
+    primitive caches, thread pool)."""
+    start = time.perf_counter()
+    run_once()
+    while time.perf_counter() - start < job.get("warmup_seconds", 0):
+        run_once()
+
+
 def run_train(job, frozen):
     model = build(job["arch"]).train()
     if frozen:
@@ -84,7 +94,7 @@ def run_train(job, frozen):
         loss_fn(model(x), y).backward()
         opt.step()
 
-    step()  # warm-up
+    warm_up(step, job)
     times = []
     for _ in range(job["iters"]):
         t = time.perf_counter()
@@ -102,7 +112,7 @@ def run(job):
     x = torch.randn(job["batch"], 3, job["size"], job["size"])
     times = []
     with torch.no_grad():
-        model(x)  # warm-up: allocator and oneDNN primitive caches
+        warm_up(lambda: model(x), job)
         for _ in range(job["iters"]):
             t = time.perf_counter()
             model(x)

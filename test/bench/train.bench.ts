@@ -6,7 +6,7 @@
  * same run (test/bench/torch_reference.py, mode train / train_frozen), measured alternately so both
  * see the same load.
  *
- * Options: --arch resnet18,mobilenet_v2_0.35  --sizes 224,128  --batch 16  --iters 3
+ * Options: --arch resnet18,mobilenet_v2_0.35  --sizes 224,128  --batch 16  --iters 3  --warmup-seconds 3
  *          --torch-threads N  --no-torch  --no-frozen
  * PyTorch runs as many intra-op threads as the wasm backend (FINETUNE_WASM_THREADS=1 for the
  * steadiest comparison), or --torch-threads N.
@@ -20,7 +20,7 @@ import type { ArchId } from '../../src-main/engine/models/catalogue.js';
 import { createModel } from '../../src-main/engine/models/create-model.js';
 import { imageNetwork, Learner, type BatchSource } from '../../src-main/engine/train/learner.js';
 import { defaultMicroBatch } from '../../src-main/engine/train/run-training.js';
-import { arg, localWeights, PYTHON, TorchReference, torchThreadsToMatch, type TorchMode } from './support.js';
+import { arg, localWeights, PYTHON, TorchReference, torchThreadsToMatch, type TorchMode, WARMUP_SECONDS } from './support.js';
 
 const ARCH_LIST = arg('arch', 'resnet18,resnet34,mobilenet_v2_0.35,mobilenet_v1_0.25').split(',') as ArchId[];
 const SIZES = arg('sizes', '224,128').split(',').map(Number);
@@ -28,43 +28,62 @@ const BATCH = Number(arg('batch', '16'));
 const ITERS = Number(arg('iters', '3'));
 const NUM_CLASSES = 37;
 
-/** Random images and labels, the same every epoch: speed does not depend on the pixels. */
+/**
+ * Random images and labels, the same every batch (speed does not depend on the pixels): batches
+ * for WARMUP_SECONDS (at least one), then ITERS timed ones. `length` only sizes the one-cycle
+ * schedule, which the bench never finishes.
+ */
 class RandomBatches implements BatchSource {
   readonly items: PreparedItem[];
+  readonly length: number;
+  /** Batches handed out before the timed ones. */
+  warmupBatches = 0;
   private readonly x: Float32Array;
   private readonly y: Int32Array;
   constructor(
     readonly batchSize: number,
-    readonly length: number,
+    private readonly timed: number,
     size: number,
   ) {
-    this.items = Array.from({ length: batchSize * length }, (_, i) => ({ relPath: `random-${i}`, label: 'x', classIndex: i % NUM_CLASSES, cacheKey: '' }));
+    this.length = timed === 0 ? 0 : 10_000;
+    this.items = Array.from({ length: batchSize }, (_, i) => ({ relPath: `random-${i}`, label: 'x', classIndex: i % NUM_CLASSES, cacheKey: '' }));
     this.x = Float32Array.from({ length: batchSize * size * size * 3 }, () => Math.random() * 2 - 1);
     this.y = Int32Array.from({ length: batchSize }, (_, i) => i % NUM_CLASSES);
   }
   async *epoch(): AsyncGenerator<Batch> {
-    for (let b = 0; b < this.length; b++) yield { x: this.x, y: this.y, n: this.batchSize, items: this.items.slice(0, this.batchSize) };
+    if (this.timed === 0) return;
+    const batch = { x: this.x, y: this.y, n: this.batchSize, items: this.items };
+    // Each yield resumes once the learner has taken its step on the previous batch.
+    const start = performance.now();
+    do {
+      yield batch;
+      this.warmupBatches++;
+    } while (performance.now() - start < WARMUP_SECONDS * 1000);
+    for (let b = 0; b < this.timed; b++) yield batch;
   }
 }
 
-/** Median images/s of `ITERS` training steps after one warm-up step, through the Learner. */
+/** Median images/s of `ITERS` training steps after WARMUP_SECONDS of them, through the Learner. */
 async function timeTraining(arch: ArchId, size: number, frozen: boolean, backendName: string): Promise<number> {
   const weights = await localWeights(arch);
   if (!weights) throw new Error('its model.json is not on this machine (set FINETUNE_WEIGHTS_DIR)');
   const m = await createModel({ arch, numClasses: NUM_CLASSES, weights, inputSize: size, seed: 1 });
   const stamps: number[] = [];
+  const train = new RandomBatches(BATCH, ITERS, size);
   const learner = new Learner({
     network: imageNetwork(m),
-    train: new RandomBatches(BATCH, ITERS + 1, size),
+    train,
     valid: new RandomBatches(BATCH, 0, size),
     microBatch: defaultMicroBatch(backendName, size, BATCH),
     onEvent: (e) => e.type === 'batch' && stamps.push(performance.now()),
   });
   try {
     learner.setFrozen(frozen);
-    const start = performance.now();
     await learner.fitOneCycle(1, { lrMax: [1e-4, 1e-4, 1e-3] });
-    const times = [stamps[0] - start, ...stamps.slice(1).map((t, i) => t - stamps[i])].slice(1).map((ms) => ms / 1000);
+    // A timed step runs from the 'batch' event of the step before it to its own.
+    const timed = stamps.slice(train.warmupBatches - 1);
+    const times = timed.slice(1).map((t, i) => (t - timed[i]) / 1000);
+    if (times.length !== ITERS) throw new Error(`expected ${ITERS} timed steps, got ${times.length}`);
     times.sort((a, b) => a - b);
     return BATCH / times[Math.floor(times.length / 2)];
   } finally {
@@ -91,7 +110,7 @@ async function main(): Promise<void> {
   const torch = useTorch ? await TorchReference.start(await torchThreadsToMatch(backend.name)) : undefined;
   const modes: TorchMode[] = process.argv.includes('--no-frozen') ? ['train'] : ['train', 'train_frozen'];
   console.log(`${os.availableParallelism()} CPU cores; ${torch ? torch.banner : 'no PyTorch'}`);
-  console.log(`batch ${BATCH}, median of ${ITERS} steps after one warm-up; step = forward (train mode) + cross-entropy + backward + Adam\n`);
+  console.log(`batch ${BATCH}, median of ${ITERS} steps after ${WARMUP_SECONDS} s of warm-up (each side); step = forward (train mode) + cross-entropy + backward + Adam\n`);
   const rows: Row[] = [];
   try {
     for (const arch of ARCH_LIST) {
