@@ -4,6 +4,9 @@
  * batch and size in the same run (test/bench/torch_reference.py) when /usr/bin/python3 has torch.
  *
  * The two are measured alternately, model by model, so both see the same load on a shared machine.
+ * The ratio is for the model the app predicts with (inference-model.ts: BatchNorms folded into the
+ * convolutions, activations fused); "as built" is the trained graph, BatchNorm layers and all.
+ * PyTorch runs its eval-mode model as is.
  *
  * Options: --arch resnet18,mobilenet_v2_0.35  --sizes 224,128  --batch 16  --iters 3  --warmup-seconds 3
  *          --torch-threads N  --no-torch
@@ -19,7 +22,8 @@ import * as tf from '@tensorflow/tfjs';
 import os from 'node:os';
 import { describeBackend, selectBackend } from '../../src-main/engine/backend.js';
 import type { ArchId } from '../../src-main/engine/models/catalogue.js';
-import { createModel, type FinetuneModel } from '../../src-main/engine/models/create-model.js';
+import { createModel } from '../../src-main/engine/models/create-model.js';
+import { inferenceModel } from '../../src-main/engine/models/inference-model.js';
 import { arg, localWeights, PYTHON, TorchReference, torchThreadsToMatch, WARMUP_SECONDS } from './support.js';
 
 const ARCH_LIST = arg('arch', 'resnet18,resnet34,resnet50,mobilenet_v2_0.35,mobilenet_v1_0.25').split(',') as ArchId[];
@@ -31,16 +35,19 @@ const NUM_CLASSES = 37;
 interface Row {
   arch: string;
   size: number;
+  /** The model as built and trained (BatchNorm layers and separate activations). */
+  asBuilt?: number;
+  /** The inference model the app predicts with (inference-model.ts). */
   tfjs?: number;
   torch?: number;
   note?: string;
 }
 
-async function timeForward(m: FinetuneModel, size: number): Promise<number> {
+async function timeForward(model: tf.LayersModel, size: number): Promise<number> {
   const x = tf.randomNormal([BATCH, size, size, 3], 0, 1, 'float32', 1);
   const once = async () => {
     const t = performance.now();
-    const y = m.model.predict(x, { batchSize: BATCH }) as tf.Tensor;
+    const y = model.predict(x, { batchSize: BATCH }) as tf.Tensor;
     await y.data();
     y.dispose();
     return (performance.now() - t) / 1000;
@@ -82,7 +89,13 @@ async function main(): Promise<void> {
         }
         const m = await createModel({ arch, numClasses: NUM_CLASSES, weights, inputSize: size, seed: 1 });
         try {
-          row.tfjs = await timeForward(m, size);
+          row.asBuilt = await timeForward(m.model, size);
+          const inference = await inferenceModel(m);
+          try {
+            row.tfjs = await timeForward(inference.model, size);
+          } finally {
+            inference.dispose();
+          }
         } catch (err) {
           row.note = `TF.js failed: ${(err as Error).message.split('\n')[0]}`;
         } finally {
@@ -93,7 +106,7 @@ async function main(): Promise<void> {
           row.torch = t.ips;
           if (t.error) row.note = `PyTorch failed: ${t.error}`;
         }
-        console.log(`  ${arch} @${size}: TF.js ${fmt(row.tfjs)} img/s, PyTorch ${fmt(row.torch)} img/s`);
+        console.log(`  ${arch} @${size}: TF.js ${fmt(row.tfjs)} img/s (as built ${fmt(row.asBuilt)}), PyTorch ${fmt(row.torch)} img/s`);
       }
     }
   } finally {
@@ -101,10 +114,10 @@ async function main(): Promise<void> {
   }
 
   console.log('');
-  console.log(`${'arch'.padEnd(20)}${'size'.padStart(5)}${`${backend.name} img/s`.padStart(16)}${'PyTorch img/s'.padStart(16)}${'TF.js/PyTorch'.padStart(15)}`);
+  console.log(`${'arch'.padEnd(20)}${'size'.padStart(5)}${'as built'.padStart(10)}${`${backend.name} img/s`.padStart(16)}${'PyTorch img/s'.padStart(16)}${'TF.js/PyTorch'.padStart(15)}`);
   for (const r of rows) {
     const ratio = r.tfjs !== undefined && r.torch !== undefined ? `${(r.tfjs / r.torch).toFixed(2)}x` : '-';
-    console.log(`${r.arch.padEnd(20)}${String(r.size).padStart(5)}${fmt(r.tfjs).padStart(16)}${fmt(r.torch).padStart(16)}${ratio.padStart(15)}${r.note ? `  ${r.note}` : ''}`);
+    console.log(`${r.arch.padEnd(20)}${String(r.size).padStart(5)}${fmt(r.asBuilt).padStart(10)}${fmt(r.tfjs).padStart(16)}${fmt(r.torch).padStart(16)}${ratio.padStart(15)}${r.note ? `  ${r.note}` : ''}`);
   }
   if (!torch) {
     console.log(

@@ -186,7 +186,13 @@ export async function exportRun(runDir: string, options: ExportOptions): Promise
     // The scorer reads metadata.json like any consumer, so the card is written first and completed after.
     await fs.writeFile(path.join(tmp, MODEL_CARD_FILE), JSON.stringify(cardFor({ runtime, reference: '', images: [], maxAbsDiff: NaN, tolerance: PARITY_TOLERANCE }), null, 2));
     const images = await verificationImages(run);
-    const reference = await inAppScorer(model, run.meta.vocab, run.meta.size, run.meta.preprocessing).score(images.pixels);
+    const inApp = inAppScorer(model, run.meta.vocab, run.meta.size, run.meta.preprocessing);
+    let reference: Float32Array[];
+    try {
+      reference = await inApp.score(images.pixels);
+    } finally {
+      inApp.dispose();
+    }
     const { scorer } = await openScorer(tmp);
     let diff: number;
     try {

@@ -50,7 +50,11 @@ export async function openScorer(dir: string, options: { signal?: AbortSignal } 
   const { meta } = folder.run;
   const model = await loadRunModel(folder.run, options);
   const scorer = inAppScorer(model, meta.vocab, meta.size, meta.preprocessing);
-  return { scorer: { ...scorer, dispose: () => model.dispose() }, dir: folder.dir };
+  const dispose = () => {
+    scorer.dispose();
+    model.dispose();
+  };
+  return { scorer: { ...scorer, dispose }, dir: folder.dir };
 }
 
 export function toPrediction(file: string, labels: string[], probs: Float32Array): ImagePrediction {

@@ -1,0 +1,224 @@
+/**
+ * The model as inference runs it (prediction, quick mode's features, `bench:models`): the body with
+ * each BatchNorm folded into the convolution before it, and the ReLU or
+ * ReLU6 after that computed in the same kernel: what TF Lite and ONNX Runtime do to a trained CNN.
+ *
+ * In inference mode a BatchNorm is a per-channel affine map, y = (x - mean) * s + beta with
+ * s = gamma / sqrt(var + eps), so conv-then-BatchNorm is one convolution with kernel K * s and
+ * bias (b - mean) * s + beta. Each fold removes one pass over the activations, and the fused
+ * activation another: on the wasm backend those passes were 5% of a ResNet-18 forward pass at
+ * 128 px and 27% of a MobileNetV2-0.35 one (relu6 is two kernels there, Relu then ClipByValue).
+ *
+ * The folded body is a new LayersModel built from the body's Keras topology (so it has only stock
+ * layers: it is not the model that trains or exports), its weights computed from the body's as they
+ * are now. Training later does not change it: fold again after training. Results differ from the
+ * unfolded body by float rounding only.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { FinetuneModel } from './create-model.js';
+
+type InboundRef = [string, number, number, Record<string, unknown>?];
+
+interface LayerJson {
+  name: string;
+  class_name: string;
+  config: Record<string, unknown>;
+  inbound_nodes: InboundRef[][];
+}
+
+interface ModelJson {
+  class_name: string;
+  config: { name: string; layers: LayerJson[]; input_layers: InboundRef[]; output_layers: InboundRef[] };
+}
+
+type FusedActivation = 'linear' | 'relu' | 'relu6';
+
+/** One convolution and what folds into it. */
+interface Fold {
+  conv: string;
+  depthwise: boolean;
+  bn: string;
+  activation: FusedActivation;
+}
+
+export interface FoldedBody {
+  model: tf.LayersModel;
+  /** The convolutions that took a BatchNorm. */
+  folds: number;
+  /** Frees the folded model's weights (the body's own are untouched). */
+  dispose(): void;
+}
+
+const CONVS = new Set(['Conv2D', 'DepthwiseConv2D']);
+
+/** The activation a layer applies, when it is nothing but relu or relu6. */
+function activationOf(layer: LayerJson): FusedActivation | undefined {
+  if (layer.class_name === 'ReLU') {
+    const max = layer.config.max_value;
+    if (max === null || max === undefined) return 'relu';
+    if (max === 6) return 'relu6';
+    return undefined;
+  }
+  if (layer.class_name === 'Activation') {
+    const a = layer.config.activation;
+    return a === 'relu' || a === 'relu6' ? a : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * The folds in `layers`: a channels-last convolution without activation whose only consumer is a
+ * channels-last BatchNorm, plus the relu / relu6 that is the BatchNorm's only consumer, if any.
+ * Rewrites the topology in place (folded layers removed, their consumers rewired to the conv).
+ */
+function planFolds(model: ModelJson): Fold[] {
+  const { layers } = model.config;
+  const refsTo = (name: string) => [
+    ...layers.flatMap((l) => l.inbound_nodes.flat().filter((r) => r[0] === name).map(() => l)),
+    ...model.config.output_layers.filter((r) => r[0] === name).map(() => undefined),
+  ];
+  const onlyConsumer = (name: string): LayerJson | undefined => {
+    const refs = refsTo(name);
+    return refs.length === 1 ? refs[0] : undefined;
+  };
+  const folds: Fold[] = [];
+  const replaced = new Map<string, InboundRef>();
+  for (const conv of layers) {
+    if (!CONVS.has(conv.class_name) || conv.config.data_format !== 'channels_last' || conv.config.activation !== 'linear') continue;
+    if (conv.inbound_nodes.length !== 1) continue;
+    const bn = onlyConsumer(conv.name);
+    if (!bn || bn.class_name !== 'BatchNormalization' || bn.inbound_nodes.length !== 1) continue;
+    if (bn.config.axis !== -1 && bn.config.axis !== 3) continue;
+    const convRef = bn.inbound_nodes[0][0];
+    let last = bn;
+    let activation: FusedActivation = 'linear';
+    const next = onlyConsumer(bn.name);
+    const nextActivation = next && next.inbound_nodes.length === 1 ? activationOf(next) : undefined;
+    if (next && nextActivation) {
+      activation = nextActivation;
+      last = next;
+    }
+    folds.push({ conv: conv.name, depthwise: conv.class_name === 'DepthwiseConv2D', bn: bn.name, activation });
+    replaced.set(bn.name, convRef);
+    if (last !== bn) replaced.set(last.name, convRef);
+    conv.config.use_bias = true;
+    conv.config.activation = activation;
+  }
+  const rewire = (r: InboundRef): InboundRef => {
+    const to = replaced.get(r[0]);
+    return to ? [to[0], to[1], to[2], ...r.slice(3)] as InboundRef : r;
+  };
+  model.config.layers = layers.filter((l) => !replaced.has(l.name));
+  for (const l of model.config.layers) l.inbound_nodes = l.inbound_nodes.map((node) => node.map(rewire));
+  model.config.output_layers = model.config.output_layers.map(rewire);
+  // Every weight is overwritten below: skip the random initialisation.
+  for (const l of model.config.layers) {
+    for (const key of Object.keys(l.config)) if (key.endsWith('_initializer')) l.config[key] = { class_name: 'Zeros', config: {} };
+  }
+  return folds;
+}
+
+/** The named weight of a layer (`gamma`, `moving_mean`, ...), or undefined. */
+function weightOf(layer: tf.layers.Layer, name: string): tf.Tensor | undefined {
+  const v = layer.weights.find((w) => w.originalName.endsWith(`/${name}`) || w.name.endsWith(`/${name}`));
+  return v?.read();
+}
+
+/** [kernel, bias] of `conv` with `bn` folded in. */
+function foldedWeights(conv: tf.layers.Layer, bn: tf.layers.Layer, depthwise: boolean): [tf.Tensor, tf.Tensor] {
+  return tf.tidy(() => {
+    const kernel = conv.getWeights()[0];
+    const mean = weightOf(bn, 'moving_mean')!;
+    const variance = weightOf(bn, 'moving_variance')!;
+    const epsilon = (bn.getConfig().epsilon as number) ?? 1e-3;
+    const gamma = weightOf(bn, 'gamma') ?? tf.onesLike(mean);
+    const beta = weightOf(bn, 'beta') ?? tf.zerosLike(mean);
+    const scale = tf.mul(gamma, tf.rsqrt(tf.add(variance, epsilon)));
+    const convBias = conv.getWeights()[1] ?? tf.zerosLike(mean);
+    const bias = tf.add(beta, tf.mul(tf.sub(convBias, mean), scale));
+    // Output channel o of a depthwise kernel [kh, kw, C, multiplier] is c * multiplier + m.
+    const perChannel = depthwise ? scale.reshape([1, 1, kernel.shape[2]!, kernel.shape[3]!]) : scale;
+    return [tf.mul(kernel, perChannel), bias];
+  });
+}
+
+/** The fields of tfjs-layers' Conv2D / DepthwiseConv2D that the fused call reads (protected in its typings). */
+interface ConvInternals {
+  kernel?: tf.LayerVariable;
+  depthwiseKernel?: tf.LayerVariable;
+  bias: tf.LayerVariable;
+  strides: [number, number];
+  padding: 'same' | 'valid';
+  dilationRate: [number, number] | number;
+}
+
+/**
+ * tfjs-layers fuses only relu into Conv2D's kernel, and nothing into DepthwiseConv2D's (bias and
+ * activation are separate passes there): compute the folded layer as one fused kernel.
+ */
+function useFusedCall(layer: tf.layers.Layer, activation: FusedActivation): void {
+  const c = layer as unknown as ConvInternals;
+  const dilations = (typeof c.dilationRate === 'number' ? [c.dilationRate, c.dilationRate] : c.dilationRate) as [number, number];
+  layer.call = (inputs) =>
+    tf.tidy(() => {
+      const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D;
+      const common = { x, strides: c.strides, pad: c.padding, dataFormat: 'NHWC' as const, dilations, bias: c.bias.read(), activation };
+      return c.depthwiseKernel
+        ? tf.fused.depthwiseConv2d({ ...common, filter: c.depthwiseKernel.read() as tf.Tensor4D })
+        : tf.fused.conv2d({ ...common, filter: c.kernel!.read() as tf.Tensor4D });
+    });
+}
+
+/** The body with its BatchNorms folded (see the top of this file). */
+export async function foldBatchNorms(body: tf.LayersModel): Promise<FoldedBody> {
+  const topology = body.toJSON(null, false) as unknown as ModelJson;
+  const folds = planFolds(topology);
+  const model = await tf.models.modelFromJSON({ modelTopology: topology as unknown as tf.io.ModelJSON['modelTopology'] } as Parameters<typeof tf.models.modelFromJSON>[0]);
+  const owned = model.weights.map((w) => w);
+  try {
+    const foldOf = new Map(folds.map((f) => [f.conv, f]));
+    for (const layer of model.layers) {
+      if (layer.weights.length === 0) continue;
+      const source = body.getLayer(layer.name);
+      const fold = foldOf.get(layer.name);
+      if (!fold) {
+        layer.setWeights(source.getWeights());
+        continue;
+      }
+      const weights = foldedWeights(source, body.getLayer(fold.bn), fold.depthwise);
+      layer.setWeights(weights);
+      tf.dispose(weights);
+      useFusedCall(layer, fold.activation);
+    }
+  } catch (err) {
+    for (const w of owned) w.dispose();
+    throw err;
+  }
+  let disposed = false;
+  return {
+    model,
+    folds: folds.length,
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      for (const w of owned) w.dispose();
+    },
+  };
+}
+
+export interface InferenceModel {
+  /** Normalised images -> class scores, like FinetuneModel.model. */
+  model: tf.LayersModel;
+  /** Normalised images -> feature map, like FinetuneModel.body. */
+  body: tf.LayersModel;
+  /** Frees what folding made; `m` is untouched. */
+  dispose(): void;
+}
+
+/** `m` for inference: its body folded (as it is now), then its head. */
+export async function inferenceModel(m: Pick<FinetuneModel, 'arch' | 'body' | 'head'>): Promise<InferenceModel> {
+  const folded = await foldBatchNorms(m.body);
+  const input = tf.input({ shape: m.body.inputs[0].shape.slice(1) as number[], name: 'image' });
+  const logits = m.head.apply(folded.model.apply(input)) as tf.SymbolicTensor;
+  return { model: tf.model({ inputs: input, outputs: logits, name: `${m.arch}_inference` }), body: folded.model, dispose: () => folded.dispose() };
+}
