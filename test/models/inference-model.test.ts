@@ -36,8 +36,8 @@ const classes = (m: tf.LayersModel) => m.layers.map((l) => l.getClassName());
 const count = (m: tf.LayersModel, className: string) => classes(m).filter((c) => c === className).length;
 
 describe('foldBatchNorms', () => {
-  test('folds conv -> BatchNorm (-> relu / relu6) only where each feeds nothing else, with the same outputs', async () => {
-    const x = tf.input({ shape: [9, 9, 4] });
+  test('folds conv -> BatchNorm (-> relu / relu6) and a pad into the conv after it only where exact, with the same outputs', async () => {
+    const x = tf.input({ shape: [8, 8, 4] });
     const convA = tf.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', useBias: true, biasInitializer: 'randomNormal', name: 'convA' });
     const a = tf.layers.reLU({ maxValue: 6, name: 'reluA' }).apply(tf.layers.batchNormalization({ name: 'bnA' }).apply(convA.apply(x))) as tf.SymbolicTensor;
     // A depthwise conv with 2 outputs per channel; its BatchNorm feeds two layers, so its relu stays.
@@ -46,22 +46,30 @@ describe('foldBatchNorms', () => {
     // A conv whose output also feeds the sum cannot take its BatchNorm.
     const c = tf.layers.conv2d({ filters: 12, kernelSize: 1, useBias: false, name: 'convC' }).apply(a) as tf.SymbolicTensor;
     const cb = tf.layers.batchNormalization({ name: 'bnC' }).apply(c) as tf.SymbolicTensor;
-    const body = tf.model({ inputs: x, outputs: tf.layers.add({ name: 'sum' }).apply([b, rb, cb, c]) as tf.SymbolicTensor });
+    const sum = tf.layers.add({ name: 'sum' }).apply([b, rb, cb, c]) as tf.SymbolicTensor;
+    // Stride 2 on 8 pixels: padding [0, 1] is what `same` pads (MobileNet's pads); [1, 1] is not.
+    const strided = (pad: [number, number], name: string) =>
+      tf.layers.conv2d({ filters: 4, kernelSize: 3, strides: 2, padding: 'valid', name: `conv${name}` }).apply(tf.layers.zeroPadding2d({ padding: [pad, pad], name: `pad${name}` }).apply(sum)) as tf.SymbolicTensor;
+    const body = tf.model({ inputs: x, outputs: [sum, strided([0, 1], 'D'), strided([1, 1], 'E')] });
     randomiseBatchNorms(body, 1);
-    const input = tf.randomNormal([3, 9, 9, 4], 0, 2, 'float32', 5);
+    const input = tf.randomNormal([3, 8, 8, 4], 0, 2, 'float32', 5);
     const before = tf.memory().numTensors;
     const folded = await foldBatchNorms(body);
     try {
-      assert.equal(folded.folds, 2);
+      assert.deepEqual([folded.folds, folded.pads], [2, 1]);
       const kept = folded.model.layers.filter((l) => l.getClassName() !== 'InputLayer').map((l) => l.name);
-      assert.deepEqual(kept.sort(), ['bnC', 'convA', 'convC', 'dwB', 'reluB', 'sum']);
+      assert.deepEqual(kept.sort(), ['bnC', 'convA', 'convC', 'convD', 'convE', 'dwB', 'padE', 'reluB', 'sum']);
       assert.equal(folded.model.getLayer('convA').getConfig().activation, 'relu6');
       assert.equal(folded.model.getLayer('dwB').getConfig().activation, 'linear');
       assert.equal(folded.model.getLayer('dwB').getConfig().useBias, true);
-      const [want, got] = [body.predict(input) as tf.Tensor, folded.model.predict(input) as tf.Tensor];
-      const diff = relativeDiff(want, got);
-      tf.dispose([want, got]);
-      assert.ok(diff < 1e-5, `folded outputs differ by ${diff} of their scale`);
+      assert.equal(folded.model.getLayer('convD').getConfig().padding, 'same');
+      const want = body.predict(input) as tf.Tensor[];
+      const got = folded.model.predict(input) as tf.Tensor[];
+      want.forEach((w, i) => {
+        const diff = relativeDiff(w, got[i]);
+        assert.ok(diff < 1e-5, `output ${i} differs by ${diff} of its scale`);
+      });
+      tf.dispose([...want, ...got]);
     } finally {
       folded.dispose();
     }
@@ -94,13 +102,13 @@ describe('foldBatchNorms', () => {
     }
   });
 
-  test('MobileNetV2-0.35: every BatchNorm folded and every relu6 fused, so no BatchNorm, Relu or clip kernel runs', { skip: sharedSkipReason('weights', 'mobilenet_v2_0.35_224_no_top') }, async () => {
+  test('MobileNetV2-0.35: every BatchNorm folded, relu6 fused and pad absorbed, so no BatchNorm, Relu, clip or pad kernel runs', { skip: sharedSkipReason('weights', 'mobilenet_v2_0.35_224_no_top') }, async () => {
     const m = await createModel({ arch: 'mobilenet_v2_0.35', numClasses: 2, weights: { path: MOBILENET_V2_035 }, inputSize: 96 });
     try {
       const folded = await foldBatchNorms(m.body);
       try {
-        assert.equal(folded.folds, 52);
-        assert.deepEqual([count(folded.model, 'BatchNormalization'), count(folded.model, 'ReLU')], [0, 0]);
+        assert.deepEqual([folded.folds, folded.pads], [52, 5]);
+        assert.deepEqual(['BatchNormalization', 'ReLU', 'ZeroPadding2D'].map((c) => count(folded.model, c)), [0, 0, 0]);
         const x = tf.randomNormal([2, 96, 96, 3], 0, 1, 'float32', 4);
         const want = m.body.predict(x) as tf.Tensor;
         const profile = await tf.profile(() => folded.model.predict(x) as tf.Tensor);
@@ -109,7 +117,7 @@ describe('foldBatchNorms', () => {
         tf.dispose([x, want, got]);
         assert.ok(diff < 1e-4, `features differ by ${diff} of their scale`);
         const kernels = new Set(profile.kernelNames);
-        for (const k of ['FusedBatchNorm', 'Relu', 'Relu6', 'ClipByValue']) assert.ok(!kernels.has(k), `${k} still runs: ${[...kernels].join(', ')}`);
+        for (const k of ['FusedBatchNorm', 'Relu', 'Relu6', 'ClipByValue', 'PadV2']) assert.ok(!kernels.has(k), `${k} still runs: ${[...kernels].join(', ')}`);
         assert.ok(kernels.has('FusedDepthwiseConv2D'), `depthwise convs run fused: ${[...kernels].join(', ')}`);
       } finally {
         folded.dispose();

@@ -1,19 +1,20 @@
 /**
  * The model as inference runs it (prediction, quick mode's features, `bench:models`): the body with
- * each BatchNorm folded into the convolution before it, and the ReLU or
- * ReLU6 after that computed in the same kernel: what TF Lite and ONNX Runtime do to a trained CNN.
+ * each BatchNorm folded into the convolution before it and the ReLU / ReLU6 after that computed in
+ * the same kernel, as TF Lite and ONNX Runtime do to a trained CNN.
  *
  * In inference mode a BatchNorm is a per-channel affine map, y = (x - mean) * s + beta with
  * s = gamma / sqrt(var + eps), so conv-then-BatchNorm is one convolution with kernel K * s and
  * bias (b - mean) * s + beta. Each fold removes one pass over the activations, and the fused
  * activation another: on the wasm backend those passes were 5% of a ResNet-18 forward pass at
  * 128 px and 27% of a MobileNetV2-0.35 one (relu6 is two kernels there, Relu then ClipByValue).
+ * MobileNet's ZeroPadding2D layers, which pad exactly as the next convolution's `same` would,
+ * become that padding (one more pass each).
  *
  * The folded body is a new LayersModel built from the body's Keras topology (so it has only stock
  * layers: it is not the model that trains or exports), its weights computed from the body's as they
  * are now. Training later does not change it: fold again after training. Results differ from the
- * unfolded body by float rounding only.
- */
+ * unfolded body by float rounding only. */
 import * as tf from '@tensorflow/tfjs';
 import type { FinetuneModel } from './create-model.js';
 
@@ -45,6 +46,8 @@ export interface FoldedBody {
   model: tf.LayersModel;
   /** The convolutions that took a BatchNorm. */
   folds: number;
+  /** The ZeroPadding2D layers that their convolution's `same` padding replaced. */
+  pads: number;
   /** Frees the folded model's weights (the body's own are untouched). */
   dispose(): void;
 }
@@ -66,12 +69,36 @@ function activationOf(layer: LayerJson): FusedActivation | undefined {
   return undefined;
 }
 
+/** TF's `same` padding of one spatial side: [before, after]. */
+function samePadding(size: number, kernel: number, stride: number): [number, number] {
+  const total = Math.max((Math.ceil(size / stride) - 1) * stride + kernel - size, 0);
+  return [Math.floor(total / 2), total - Math.floor(total / 2)];
+}
+
 /**
- * The folds in `layers`: a channels-last convolution without activation whose only consumer is a
- * channels-last BatchNorm, plus the relu / relu6 that is the BatchNorm's only consumer, if any.
- * Rewrites the topology in place (folded layers removed, their consumers rewired to the conv).
+ * Whether ZeroPadding2D `pad` followed by `conv` with `valid` padding is `conv` with `same`
+ * padding: MobileNet's stride-2 layers pad [[0, 1], [0, 1]], which is `same` for even sizes.
+ * Needs the pad's input size, which size-agnostic models (ResNet) do not have.
  */
-function planFolds(model: ModelJson): Fold[] {
+function isSamePadding(pad: LayerJson, conv: LayerJson, inputShape: tf.Shape): boolean {
+  const [, h, w] = inputShape;
+  const padding = pad.config.padding as number[][];
+  const kernel = conv.config.kernel_size as number[];
+  const strides = conv.config.strides as number[];
+  const dilation = conv.config.dilation_rate as number[] | number;
+  if (typeof h !== 'number' || typeof w !== 'number' || conv.config.padding !== 'valid') return false;
+  if (pad.config.data_format !== 'channels_last' || [dilation].flat().some((d) => d !== 1)) return false;
+  const same = [samePadding(h, kernel[0], strides[0]), samePadding(w, kernel[1], strides[1])];
+  return JSON.stringify(same) === JSON.stringify(padding);
+}
+
+/**
+ * The folds in `model` (the body's topology): a channels-last convolution without activation whose
+ * only consumer is a channels-last BatchNorm, plus the relu / relu6 that is the BatchNorm's only
+ * consumer, if any; and a ZeroPadding2D whose only consumer is a convolution that can pad the same
+ * by itself. Rewrites the topology in place (those layers removed, their consumers rewired).
+ */
+function planFolds(model: ModelJson, body: tf.LayersModel): { folds: Fold[]; pads: number } {
   const { layers } = model.config;
   const refsTo = (name: string) => [
     ...layers.flatMap((l) => l.inbound_nodes.flat().filter((r) => r[0] === name).map(() => l)),
@@ -83,6 +110,14 @@ function planFolds(model: ModelJson): Fold[] {
   };
   const folds: Fold[] = [];
   const replaced = new Map<string, InboundRef>();
+  for (const pad of layers) {
+    if (pad.class_name !== 'ZeroPadding2D' || pad.inbound_nodes.length !== 1) continue;
+    const conv = onlyConsumer(pad.name);
+    if (!conv || !CONVS.has(conv.class_name) || !isSamePadding(pad, conv, (body.getLayer(pad.name).input as tf.SymbolicTensor).shape)) continue;
+    replaced.set(pad.name, pad.inbound_nodes[0][0]);
+    conv.config.padding = 'same';
+  }
+  const pads = replaced.size;
   for (const conv of layers) {
     if (!CONVS.has(conv.class_name) || conv.config.data_format !== 'channels_last' || conv.config.activation !== 'linear') continue;
     if (conv.inbound_nodes.length !== 1) continue;
@@ -104,18 +139,24 @@ function planFolds(model: ModelJson): Fold[] {
     conv.config.use_bias = true;
     conv.config.activation = activation;
   }
+  // A removed pad's input may itself be a removed activation: follow the chain to a kept layer.
   const rewire = (r: InboundRef): InboundRef => {
-    const to = replaced.get(r[0]);
-    return to ? [to[0], to[1], to[2], ...r.slice(3)] as InboundRef : r;
+    let to = replaced.get(r[0]);
+    while (to && replaced.has(to[0])) to = replaced.get(to[0]);
+    return to ? ([to[0], to[1], to[2], ...r.slice(3)] as InboundRef) : r;
   };
   model.config.layers = layers.filter((l) => !replaced.has(l.name));
   for (const l of model.config.layers) l.inbound_nodes = l.inbound_nodes.map((node) => node.map(rewire));
   model.config.output_layers = model.config.output_layers.map(rewire);
+  // tfjs-layers waits forever for a node whose input layer is missing: fail loudly instead.
+  const kept = new Set(model.config.layers.map((l) => l.name));
+  const dangling = [...model.config.layers.flatMap((l) => l.inbound_nodes.flat()), ...model.config.output_layers].find((r) => !kept.has(r[0]));
+  if (dangling) throw new Error(`folding BatchNorms left a reference to the removed layer ${dangling[0]}`);
   // Every weight is overwritten below: skip the random initialisation.
   for (const l of model.config.layers) {
     for (const key of Object.keys(l.config)) if (key.endsWith('_initializer')) l.config[key] = { class_name: 'Zeros', config: {} };
   }
-  return folds;
+  return { folds, pads };
 }
 
 /** The named weight of a layer (`gamma`, `moving_mean`, ...), or undefined. */
@@ -172,7 +213,7 @@ function useFusedCall(layer: tf.layers.Layer, activation: FusedActivation): void
 /** The body with its BatchNorms folded (see the top of this file). */
 export async function foldBatchNorms(body: tf.LayersModel): Promise<FoldedBody> {
   const topology = body.toJSON(null, false) as unknown as ModelJson;
-  const folds = planFolds(topology);
+  const { folds, pads } = planFolds(topology, body);
   const model = await tf.models.modelFromJSON({ modelTopology: topology as unknown as tf.io.ModelJSON['modelTopology'] } as Parameters<typeof tf.models.modelFromJSON>[0]);
   const owned = model.weights.map((w) => w);
   try {
@@ -198,6 +239,7 @@ export async function foldBatchNorms(body: tf.LayersModel): Promise<FoldedBody> 
   return {
     model,
     folds: folds.length,
+    pads,
     dispose() {
       if (disposed) return;
       disposed = true;
