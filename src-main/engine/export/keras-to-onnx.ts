@@ -24,6 +24,7 @@
  * into the pool by ONNX Runtime's PadFusion (basic level, on by default), and a pool's padding is not
  * zeros (max-pool ignores it, average-pool may leave it out of the count). See pooling().
  */
+import { type Affine, batchNormAffine } from '../models/batch-norm-affine.js';
 import { flattenKerasModel, type LayerCall } from './keras-graph.js';
 import { attr, ONNX_FLOAT, type OnnxAttribute, type OnnxModel, type OnnxNode, type OnnxTensor } from './onnx-proto.js';
 import { outSize, pair, samePads, zeroWindowMask } from './padding.js';
@@ -69,10 +70,6 @@ interface Value {
   shape: Shape;
 }
 
-interface Affine {
-  scale: Float64Array;
-  shift: Float64Array;
-}
 
 const SUPPORTED = [
   'Conv2D',
@@ -279,19 +276,13 @@ class Converter {
     const c = bn.config;
     const axis = Array.isArray(c.axis) ? (c.axis.length === 1 ? Number(c.axis[0]) : NaN) : Number(c.axis ?? -1);
     if (axis !== -1 && axis !== rank - 1) throw new Error(`BatchNormalization "${bn.layerName}" normalises axis ${JSON.stringify(c.axis)}; only the channel (last) axis is supported`);
-    const eps = Number(c.epsilon ?? 1e-3);
-    const mean = this.weight(bn, 'moving_mean').values;
-    const variance = this.weight(bn, 'moving_variance').values;
-    const gamma = this.optionalWeight(bn, 'gamma', c.scale !== false)?.values;
-    const beta = this.optionalWeight(bn, 'beta', c.center !== false)?.values;
-    const n = mean.length;
-    const scale = new Float64Array(n);
-    const shift = new Float64Array(n);
-    for (let i = 0; i < n; i++) {
-      scale[i] = (gamma ? gamma[i] : 1) / Math.sqrt(variance[i] + eps);
-      shift[i] = (beta ? beta[i] : 0) - mean[i] * scale[i];
-    }
-    return { scale, shift };
+    return batchNormAffine({
+      mean: this.weight(bn, 'moving_mean').values,
+      variance: this.weight(bn, 'moving_variance').values,
+      gamma: this.optionalWeight(bn, 'gamma', c.scale !== false)?.values,
+      beta: this.optionalWeight(bn, 'beta', c.center !== false)?.values,
+      epsilon: Number(c.epsilon ?? 1e-3),
+    });
   }
 
   private convolution(call: LayerCall): void {

@@ -16,6 +16,8 @@
  * are now. Training later does not change it: fold again after training. Results differ from the
  * unfolded body by float rounding only. */
 import * as tf from '@tensorflow/tfjs';
+import { samePads } from '../export/padding.js';
+import { batchNormAffine } from './batch-norm-affine.js';
 import type { FinetuneModel } from './create-model.js';
 
 type InboundRef = [string, number, number, Record<string, unknown>?];
@@ -37,7 +39,6 @@ type FusedActivation = 'linear' | 'relu' | 'relu6';
 /** One convolution and what folds into it. */
 interface Fold {
   conv: string;
-  depthwise: boolean;
   bn: string;
   activation: FusedActivation;
 }
@@ -69,12 +70,6 @@ function activationOf(layer: LayerJson): FusedActivation | undefined {
   return undefined;
 }
 
-/** TF's `same` padding of one spatial side: [before, after]. */
-function samePadding(size: number, kernel: number, stride: number): [number, number] {
-  const total = Math.max((Math.ceil(size / stride) - 1) * stride + kernel - size, 0);
-  return [Math.floor(total / 2), total - Math.floor(total / 2)];
-}
-
 /**
  * Whether ZeroPadding2D `pad` followed by `conv` with `valid` padding is `conv` with `same`
  * padding: MobileNet's stride-2 layers pad [[0, 1], [0, 1]], which is `same` for even sizes.
@@ -88,7 +83,7 @@ function isSamePadding(pad: LayerJson, conv: LayerJson, inputShape: tf.Shape): b
   const dilation = conv.config.dilation_rate as number[] | number;
   if (typeof h !== 'number' || typeof w !== 'number' || conv.config.padding !== 'valid') return false;
   if (pad.config.data_format !== 'channels_last' || [dilation].flat().some((d) => d !== 1)) return false;
-  const same = [samePadding(h, kernel[0], strides[0]), samePadding(w, kernel[1], strides[1])];
+  const same = [samePads(h, kernel[0], strides[0], 1), samePads(w, kernel[1], strides[1], 1)];
   return JSON.stringify(same) === JSON.stringify(padding);
 }
 
@@ -133,7 +128,7 @@ function planFolds(model: ModelJson, body: tf.LayersModel): { folds: Fold[]; pad
       activation = nextActivation;
       last = next;
     }
-    folds.push({ conv: conv.name, depthwise: conv.class_name === 'DepthwiseConv2D', bn: bn.name, activation });
+    folds.push({ conv: conv.name, bn: bn.name, activation });
     replaced.set(bn.name, convRef);
     if (last !== bn) replaced.set(last.name, convRef);
     conv.config.use_bias = true;
@@ -159,28 +154,30 @@ function planFolds(model: ModelJson, body: tf.LayersModel): { folds: Fold[]; pad
   return { folds, pads };
 }
 
-/** The named weight of a layer (`gamma`, `moving_mean`, ...), or undefined. */
-function weightOf(layer: tf.layers.Layer, name: string): tf.Tensor | undefined {
-  const v = layer.weights.find((w) => w.originalName.endsWith(`/${name}`) || w.name.endsWith(`/${name}`));
-  return v?.read();
+/** The named weight of a layer (`gamma`, `moving_mean`, ...) as float32 values, or undefined. */
+function weightOf(layer: tf.layers.Layer, name: string): Float32Array | undefined {
+  const v = layer.weights.find((w) => w.originalName.endsWith(`/${name}`));
+  return v ? (v.read().dataSync() as Float32Array) : undefined;
 }
 
-/** [kernel, bias] of `conv` with `bn` folded in. */
-function foldedWeights(conv: tf.layers.Layer, bn: tf.layers.Layer, depthwise: boolean): [tf.Tensor, tf.Tensor] {
-  return tf.tidy(() => {
-    const kernel = conv.getWeights()[0];
-    const mean = weightOf(bn, 'moving_mean')!;
-    const variance = weightOf(bn, 'moving_variance')!;
-    const epsilon = (bn.getConfig().epsilon as number) ?? 1e-3;
-    const gamma = weightOf(bn, 'gamma') ?? tf.onesLike(mean);
-    const beta = weightOf(bn, 'beta') ?? tf.zerosLike(mean);
-    const scale = tf.mul(gamma, tf.rsqrt(tf.add(variance, epsilon)));
-    const convBias = conv.getWeights()[1] ?? tf.zerosLike(mean);
-    const bias = tf.add(beta, tf.mul(tf.sub(convBias, mean), scale));
-    // Output channel o of a depthwise kernel [kh, kw, C, multiplier] is c * multiplier + m.
-    const perChannel = depthwise ? scale.reshape([1, 1, kernel.shape[2]!, kernel.shape[3]!]) : scale;
-    return [tf.mul(kernel, perChannel), bias];
+/** [kernel, bias] of `conv` with `bn` folded in (computed in float64, see batch-norm-affine.ts). */
+function foldedWeights(conv: tf.layers.Layer, bn: tf.layers.Layer): [tf.Tensor, tf.Tensor] {
+  const { scale, shift } = batchNormAffine({
+    mean: weightOf(bn, 'moving_mean')!,
+    variance: weightOf(bn, 'moving_variance')!,
+    gamma: weightOf(bn, 'gamma'),
+    beta: weightOf(bn, 'beta'),
+    epsilon: Number(bn.getConfig().epsilon ?? 1e-3),
   });
+  const [kernel, convBias] = conv.getWeights();
+  const k = kernel.dataSync();
+  const b = convBias?.dataSync();
+  // Output channel = flat index mod channels, for Conv2D [kh, kw, in, out] and for a depthwise
+  // [kh, kw, C, multiplier], whose output channel c * multiplier + m is its last two axes.
+  const channels = scale.length;
+  const folded = k.map((v, j) => v * scale[j % channels]);
+  const bias = Float32Array.from(scale, (s, o) => (b ? b[o] : 0) * s + shift[o]);
+  return [tf.tensor(folded, kernel.shape), tf.tensor1d(bias)];
 }
 
 /** The fields of tfjs-layers' Conv2D / DepthwiseConv2D that the fused call reads (protected in its typings). */
@@ -226,7 +223,7 @@ export async function foldBatchNorms(body: tf.LayersModel): Promise<FoldedBody> 
         layer.setWeights(source.getWeights());
         continue;
       }
-      const weights = foldedWeights(source, body.getLayer(fold.bn), fold.depthwise);
+      const weights = foldedWeights(source, body.getLayer(fold.bn));
       layer.setWeights(weights);
       tf.dispose(weights);
       useFusedCall(layer, fold.activation);
