@@ -1,6 +1,6 @@
 /**
  * The stock wasm kernels we replace for speed or memory (Tile, Sum, Mean, MaxPoolGrad, Slice,
- * Identity, Cast, BatchMatMul, PadV2, Relu) must keep their exact semantics: checked against `cpu`, including the cases
+ * Identity, Cast, BatchMatMul, PadV2, Relu, Relu6, ClipByValue) must keep their exact semantics: checked against `cpu`, including the cases
  * that fall back to the stock kernel and the ones that share memory instead of copying.
  */
 import assert from 'node:assert/strict';
@@ -206,14 +206,25 @@ test('PadV2 matches cpu: spatial zero padding (fast path) and every other case (
   }, 0);
 });
 
-test('Relu matches cpu for float32 of any size (SIMD body and scalar tail) and int32 (stock)', () => {
+test('Relu, Relu6 and ClipByValue match cpu for float32 of any size (SIMD body and scalar tail) and int32 (stock)', () => {
   for (const [i, shape] of ([[16, 9, 9, 8], [7], [3, 5], [2, 3, 3, 3], [1]] as number[][]).entries()) {
-    const v = data(shape, 100 + i);
-    assertMatchesCpu(`relu f32 ${shape}`, () => tf.relu(tf.tensor(v, shape)), 0);
+    // Values across both bounds of relu6 and of the clip.
+    const v = data(shape, 100 + i).map((x) => x * 10);
     const ints = Int32Array.from(v, (x) => Math.round(x * 100));
-    assertMatchesCpu(`relu i32 ${shape}`, () => tf.relu(tf.tensor(ints, shape, 'int32')), 0);
+    const ops: [string, (t: tf.Tensor) => tf.Tensor][] = [
+      ['relu', (t) => tf.relu(t)],
+      ['relu6', (t) => tf.relu6(t)],
+      ['clipByValue', (t) => tf.clipByValue(t, -2.5, 3)],
+      ['clipByValue positive bounds', (t) => tf.clipByValue(t, 1.5, 7.7)],
+    ];
+    for (const [name, f] of ops) {
+      assertMatchesCpu(`${name} f32 ${shape}`, () => f(tf.tensor(v, shape)), 0);
+      assertMatchesCpu(`${name} i32 ${shape}`, () => f(tf.tensor(ints, shape, 'int32')), 0);
+    }
   }
-  // NaN stays NaN, as in the stock kernel and on cpu.
-  const withNaN = runOn('wasm', () => tf.relu(tf.tensor([NaN, -1, 2, NaN, -3, 4, -5])));
-  assert.deepEqual(Array.from(withNaN.values), [NaN, 0, 2, NaN, 0, 4, 0]);
+  // NaN stays NaN, as in the stock kernels and on cpu.
+  const nan = [NaN, -1, 2, NaN, -3, 4, 8];
+  assert.deepEqual(Array.from(runOn('wasm', () => tf.relu(tf.tensor(nan))).values), [NaN, 0, 2, NaN, 0, 4, 8]);
+  assert.deepEqual(Array.from(runOn('wasm', () => tf.relu6(tf.tensor(nan))).values), [NaN, 0, 2, NaN, 0, 4, 6]);
+  assert.deepEqual(Array.from(runOn('wasm', () => tf.clipByValue(tf.tensor(nan), -2, 3)).values), [NaN, -1, 2, NaN, -2, 3, 3]);
 });

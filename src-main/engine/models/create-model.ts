@@ -22,6 +22,7 @@ import { buildResNet, RESNET_CONFIGS, resnetBody, resnetBodyGroup, type ResNetAr
 import { readSafetensors } from './safetensors.js';
 import { useLazyConvGradients } from './lazy-conv-gradients.js';
 import { useFastBatchNormTraining } from './training-batch-norm.js';
+import { useRelu6Training } from './training-relu6.js';
 import { leafLayers, loadStateDict } from './torch-state-dict.js';
 import { resolveLocalWeights, resolveWeights, type ResolvedWeights, type WeightStoreOptions } from './weight-store.js';
 
@@ -158,9 +159,10 @@ export async function createModel(o: CreateModelOptions): Promise<FinetuneModel>
     throw new Error(`${entry.arch} body outputs ${numFeatures} channels, the catalogue expects ${entry.numFeatures}: the weights file is a different model`);
   }
   const head = createFastaiHead({ ...o.head, numFeatures, numClasses: o.numClasses });
-  // Training-time forms of two layer types (same maths, cheaper gradients; see each module).
+  // Training-time forms of three layer types (same maths, cheaper passes; see each module).
   useLazyConvGradients(leafLayers(body));
   useFastBatchNormTraining([...leafLayers(body), ...leafLayers(head)]);
+  useRelu6Training(leafLayers(body));
   const side = entry.family === 'resnet' ? null : inputSize;
   const input = tf.input({ shape: [side, side, 3], name: 'image' });
   const logits = head.apply(body.apply(input)) as tf.SymbolicTensor;

@@ -12,10 +12,10 @@ import { batchMatMulConfig } from './batch-mat-mul.js';
 import { batchNormConfig } from './batch-norm.js';
 import { batchNormTrainingKernels } from './batch-norm-training.js';
 import { fusedGradKernels, installWasmGradients } from './fused-grads.js';
+import { clipByValueConfig, relu6Config, reluConfig } from './clamp.js';
 import { castConfig, identityConfig } from './identity.js';
 import { maxPoolGradConfig } from './max-pool-grad.js';
 import { padV2Config } from './pad.js';
-import { reluConfig } from './relu.js';
 import { meanConfig, sumConfig } from './reduce.js';
 import { sliceConfig } from './slice.js';
 import { tileConfig } from './tile.js';
@@ -36,6 +36,8 @@ export const WASM_TRAINING_KERNELS: readonly tf.KernelConfig[] = [
   sliceConfig,
   padV2Config,
   reluConfig,
+  relu6Config,
+  clipByValueConfig,
   identityConfig,
   castConfig,
   batchNormConfig,

@@ -33,14 +33,20 @@ function maskGrad(name: string, strictLow: boolean): FunctionDef {
   };
 }
 
-/** out = max(x, 0) over `bytes` (a multiple of 16); NaN stays NaN, as in f32x4.max. (x, out, bytes) */
-function relu(): FunctionDef {
-  const [x, out, bytes, p] = [0, 1, 2, 3];
+/**
+ * out = min(max(x, lo), hi) over `bytes` (a multiple of 16); NaN stays NaN, as in f32x4.max/min.
+ * Relu is lo 0, hi +Infinity. (x, out, bytes, lo, hi)
+ */
+function clamp(): FunctionDef {
+  const [x, out, bytes, lo, hi, p, vlo, vhi] = [0, 1, 2, 3, 4, 5, 6, 7];
   return {
-    name: 'relu',
-    params: ['i32', 'i32', 'i32'],
-    locals: ['i32'],
-    body: [forLoop(p, bytes, 16, [[...at(out, p), ...at(x, p), ...op.v128Load(), ...op.f32x4Const(0), ...op.f32x4Max, ...op.v128Store()]])],
+    name: 'clamp',
+    params: ['i32', 'i32', 'i32', 'f32', 'f32'],
+    locals: ['i32', 'v128', 'v128'],
+    body: [
+      [...op.get(lo), ...op.f32x4Splat, ...op.set(vlo), ...op.get(hi), ...op.f32x4Splat, ...op.set(vhi)],
+      forLoop(p, bytes, 16, [[...at(out, p), ...at(x, p), ...op.v128Load(), ...op.get(vlo), ...op.f32x4Max, ...op.get(vhi), ...op.f32x4Min, ...op.v128Store()]]),
+    ],
   };
 }
 
@@ -299,8 +305,8 @@ export interface SimdKernels {
   maxPoolGrad(x: number, dy: number, dx: number, geometry: DepthwiseGeometry): void;
   /** dst += src over `bytes` (a multiple of 16). */
   addInto(dst: number, src: number, bytes: number): void;
-  /** out = max(x, 0) over `bytes` (a multiple of 16). */
-  relu(x: number, out: number, bytes: number): void;
+  /** out = min(max(x, lo), hi) over `bytes` (a multiple of 16). */
+  clamp(x: number, out: number, bytes: number, lo: number, hi: number): void;
   /** See copyRuns above. */
   copyRuns(src: number, srcStep: number, dst: number, dstStep: number, runBytes: number, count: number): void;
 }
@@ -340,7 +346,7 @@ const FUNCTIONS = (): FunctionDef[] => [
   depthwiseFilterGrad(),
   maxPoolGrad(),
   addInto(),
-  relu(),
+  clamp(),
   copyRuns(),
 ];
 
@@ -374,7 +380,7 @@ function wrap(e: WasmExports | null): SimdKernels | null {
       maxPoolGrad: (x, dy, dx, g) =>
         e.max_pool_grad(x, dy, dx, g.h, g.w, g.ho, g.wo, g.channelBytes, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl),
       addInto: (dst, src, bytes) => e.add_into(dst, src, bytes),
-      relu: (x, out, bytes) => e.relu(x, out, bytes),
+      clamp: (x, out, bytes, lo, hi) => e.clamp(x, out, bytes, lo, hi),
       copyRuns: (src, srcStep, dst, dstStep, runBytes, count) => e.copy_runs(src, srcStep, dst, dstStep, runBytes, count),
     };
     wrappers.set(e, kernels);
