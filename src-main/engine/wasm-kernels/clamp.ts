@@ -8,10 +8,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { simdKernels } from './simd-kernels.js';
+import { type ClampKind, simdKernels } from './simd-kernels.js';
 import { heapOffset, type Info, runStock } from './wasm-ops.js';
 
-function clamp(kernelName: string, backend: BackendWasm, inputs: { x: Info }, attrs: object, lo: number, hi: number): Info {
+function clamp(kind: ClampKind, kernelName: string, backend: BackendWasm, inputs: { x: Info }, attrs: object, lo: number, hi: number): Info {
   const { x } = inputs;
   if (x.dtype === 'int32') return clampInt32(backend, x, lo, hi);
   const simd = x.dtype === 'float32' ? simdKernels(backend) : null;
@@ -21,10 +21,10 @@ function clamp(kernelName: string, backend: BackendWasm, inputs: { x: Info }, at
   const { heap, offset: xo } = heapOffset(backend, x);
   const oo = heapOffset(backend, out).offset;
   const vectorized = size - (size % 4);
-  if (vectorized > 0) simd.clamp(xo * 4, oo * 4, vectorized * 4, lo, hi);
-  // NaN fails both tests and stays NaN, as in f32x4.max/min.
+  if (vectorized > 0) simd.clamp(kind, xo * 4, oo * 4, vectorized * 4, lo, hi);
+  // The same two semantics as the SIMD body (see clamp in simd-kernels.ts).
   for (let i = vectorized; i < size; i++) {
-    const v = heap[xo + i];
+    const v = kind === 'clip' ? heap[xo + i] : Math.max(heap[xo + i], 0);
     heap[oo + i] = v < lo ? lo : v > hi ? hi : v;
   }
   return out;
@@ -53,13 +53,13 @@ type ClampArgs = { inputs: { x: Info }; backend: BackendWasm; attrs: object };
 export const reluConfig: tf.KernelConfig = {
   kernelName: tf.Relu,
   backendName: 'wasm',
-  kernelFunc: (({ inputs, backend, attrs }: ClampArgs) => clamp(tf.Relu, backend, inputs, attrs, 0, Number.POSITIVE_INFINITY)) as unknown as tf.KernelFunc,
+  kernelFunc: (({ inputs, backend, attrs }: ClampArgs) => clamp('relu', tf.Relu, backend, inputs, attrs, 0, Number.POSITIVE_INFINITY)) as unknown as tf.KernelFunc,
 };
 
 export const relu6Config: tf.KernelConfig = {
   kernelName: tf.Relu6,
   backendName: 'wasm',
-  kernelFunc: (({ inputs, backend, attrs }: ClampArgs) => clamp(tf.Relu6, backend, inputs, attrs, 0, 6)) as unknown as tf.KernelFunc,
+  kernelFunc: (({ inputs, backend, attrs }: ClampArgs) => clamp('relu6', tf.Relu6, backend, inputs, attrs, 0, 6)) as unknown as tf.KernelFunc,
 };
 
 export const clipByValueConfig: tf.KernelConfig = {
@@ -67,6 +67,6 @@ export const clipByValueConfig: tf.KernelConfig = {
   backendName: 'wasm',
   kernelFunc: (({ inputs, backend, attrs }: ClampArgs) => {
     const { clipValueMin, clipValueMax } = attrs as { clipValueMin: number; clipValueMax: number };
-    return clamp(tf.ClipByValue, backend, inputs, attrs, clipValueMin, clipValueMax);
+    return clamp('clip', tf.ClipByValue, backend, inputs, attrs, clipValueMin, clipValueMax);
   }) as unknown as tf.KernelFunc,
 };

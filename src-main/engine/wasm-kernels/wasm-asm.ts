@@ -97,6 +97,9 @@ export const op = {
   f32x4Div: simd(0xe7),
   f32x4Min: simd(0xe8),
   f32x4Max: simd(0xe9),
+  /** Pseudo-min/max: b < a ? b : a and a < b ? b : a, one minps/maxps each (min/max are NaN- and -0-aware sequences). */
+  f32x4Pmin: simd(0xea),
+  f32x4Pmax: simd(0xeb),
 };
 
 /**
