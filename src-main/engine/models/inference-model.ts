@@ -108,7 +108,8 @@ function planFolds(model: ModelJson, body: tf.LayersModel): { folds: Fold[]; pad
   for (const pad of layers) {
     if (pad.class_name !== 'ZeroPadding2D' || pad.inbound_nodes.length !== 1) continue;
     const conv = onlyConsumer(pad.name);
-    if (!conv || !CONVS.has(conv.class_name) || !isSamePadding(pad, conv, (body.getLayer(pad.name).input as tf.SymbolicTensor).shape)) continue;
+    if (!conv || !CONVS.has(conv.class_name) || conv.inbound_nodes.length !== 1) continue;
+    if (!isSamePadding(pad, conv, (body.getLayer(pad.name).input as tf.SymbolicTensor).shape)) continue;
     replaced.set(pad.name, pad.inbound_nodes[0][0]);
     conv.config.padding = 'same';
   }
