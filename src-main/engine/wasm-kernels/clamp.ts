@@ -22,7 +22,7 @@ function clamp(kind: ClampKind, kernelName: string, backend: BackendWasm, inputs
   const oo = heapOffset(backend, out).offset;
   const vectorized = size - (size % 4);
   if (vectorized > 0) simd.clamp(kind, xo * 4, oo * 4, vectorized * 4, lo, hi);
-  // The same two semantics as the SIMD body (see clamp in simd-kernels.ts).
+  // As the SIMD body does for each kind (see clamp in simd-kernels.ts); Relu's hi is +Infinity.
   for (let i = vectorized; i < size; i++) {
     const v = kind === 'clip' ? heap[xo + i] : Math.max(heap[xo + i], 0);
     heap[oo + i] = v < lo ? lo : v > hi ? hi : v;
@@ -31,8 +31,8 @@ function clamp(kind: ClampKind, kernelName: string, backend: BackendWasm, inputs
 }
 
 /**
- * int32 in plain JS: the stock ClipByValue reads int32 as float32 (a clip of int32 ones returned
- * 1e-45-sized garbage); rare in training, so correctness over speed.
+ * int32 in plain JS: the stock ClipByValue got int32 wrong (values off from cpu's by up to 3.6e8
+ * relative in the kernels test); rare in training, so correctness over speed.
  */
 function clampInt32(backend: BackendWasm, x: Info, lo: number, hi: number): Info {
   const out = backend.makeOutput(x.shape, 'int32');
