@@ -2,14 +2,14 @@
  * 7x7 stride-2 convolutions (ResNet's stem) through Winograd F(3x3, 4x4) on the space-to-depth
  * image, against the `cpu` backend; and the transformed filters kept between inference calls
  * (winograd-filter-cache.ts): reused while the filter lives, never while gradients are recorded,
- * freed with their filter.
+ * freed with their filter, the least recently used making room when the cache is full.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { winogradStats } from '../../src-main/engine/wasm-kernels/winograd.js';
-import { keptFilterTransforms } from '../../src-main/engine/wasm-kernels/winograd-filter-cache.js';
+import { filterCacheOptions, keptFilterTransforms } from '../../src-main/engine/wasm-kernels/winograd-filter-cache.js';
 import { assertMatchesCpu, type ConvCase, explicitPad, randomArray, rng, sizeOf, useWasmWithWinogradForced } from './helpers.js';
 
 type Case = ConvCase;
@@ -111,4 +111,38 @@ test('transformed filters are kept while the filter lives, freed with it, and ne
   assert.equal(keptFilterTransforms(backend).bytes, start.bytes);
   assert.equal(backend.numDataIds(), ids - 2, 'every buffer but the two disposed filters is freed');
   x.dispose();
+});
+
+test('a full cache makes room by dropping the least recently used transforms', () => {
+  const backend = tf.findBackend('wasm') as BackendWasm;
+  const r = rng(8);
+  const x = tf.tensor4d(randomArray(2 * 12 * 12 * 8, r), [2, 12, 12, 8]);
+  const filters = [0, 1, 2, 3, 4].map(() => tf.tensor4d(randomArray(3 * 3 * 8 * 16, r), [3, 3, 8, 16]));
+  const entryBytes = 36 * (8 * 16 + 16) * 4;
+  const kept = () => keptFilterTransforms(backend).count;
+  const saved = filterCacheOptions.maxBytes;
+  assert.equal(kept(), 0, 'the tests before this one leave nothing kept');
+  filterCacheOptions.maxBytes = 2 * entryBytes;
+  try {
+    const conv = (w: tf.Tensor4D) => tf.tidy(() => tf.conv2d(x, w, 1, 'same'));
+    const first = filters.slice(0, 3).map(conv);
+    assert.equal(keptFilterTransforms(backend).bytes, 2 * entryBytes);
+    filters[0].dispose();
+    assert.equal(kept(), 2, "filters[0]'s transform made room for filters[2]'s");
+    const again = conv(filters[1]); // a hit: now the most recently used
+    assert.deepEqual(again.dataSync(), first[1].dataSync());
+    const fourth = conv(filters[3]); // makes room by dropping filters[2]'s, not filters[1]'s
+    filters[2].dispose();
+    assert.equal(kept(), 2);
+    filters[1].dispose();
+    assert.equal(kept(), 1);
+    filterCacheOptions.maxBytes = entryBytes - 1;
+    const uncached = conv(filters[4]); // larger than the whole cache: not kept, nothing dropped for it
+    assert.equal(kept(), 1);
+    tf.dispose([...first, again, fourth, uncached]);
+  } finally {
+    filterCacheOptions.maxBytes = saved;
+    tf.dispose([x, ...filters]);
+  }
+  assert.equal(keptFilterTransforms(backend).bytes, 0);
 });

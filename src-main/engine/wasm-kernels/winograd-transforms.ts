@@ -1,5 +1,5 @@
 /**
- * SIMD code for Winograd F(4x4, 3x3) and F(3x3, 4x4): every transform of the algorithm is
+ * SIMD code for Winograd F(4x4, 3x3), F(3x3, 4x4) and F(4x4, 2x2): every transform of the algorithm is
  * `out = L d L^T` for a constant matrix L (r x k) applied to a k x k grid of channel vectors, so
  * one generator writes them all. The matrix is baked into the code (zeros skipped, +-1 as add/sub); the grid is read
  * from / written to either
@@ -56,10 +56,41 @@ export const G4: readonly number[][] = [
   [0, 0, 0, 1],
 ];
 
+/**
+ * F(4,2) on the points 0, 1, -1, 2 and infinity (derived as above; B from the inverse of the
+ * 5-point evaluation matrix): 4 outputs of a 2-tap correlation from 5 inputs. Row 4 of G (the
+ * point at infinity) takes only the second tap, so a filter whose second tap is zero has a zero
+ * there (strided-winograd.ts skips those products).
+ */
+export const BT5: readonly number[][] = [
+  [2, -1, -2, 1, 0],
+  [0, -2, -1, 1, 0],
+  [0, 2, -3, 1, 0],
+  [0, -1, 0, 1, 0],
+  [0, 2, -1, -2, 1],
+];
+export const G2: readonly number[][] = [
+  [1 / 2, 0],
+  [-1 / 2, -1 / 2],
+  [-1 / 6, 1 / 6],
+  [1 / 6, 1 / 3],
+  [0, 1],
+];
+export const AT4X5: readonly number[][] = [
+  [1, 1, 1, 1, 0],
+  [0, 1, -1, 2, 0],
+  [0, 1, 1, 4, 0],
+  [0, 1, -1, 8, 1],
+];
+
 export const transposeMatrix = (m: readonly number[][]): number[][] => m[0].map((_, j) => m.map((row) => row[j]));
 
-/** `tile`: pixels from one tile to the next along a row of the image (the output tile size). */
-export type Side = { kind: 'image'; rowBytes: number; pixBytes: number; tile: number } | { kind: 'table' };
+/**
+ * `tile`: pixels from one tile to the next along a row of the image (the output tile size).
+ * `tileBytes`: bytes from one tile's row of a table buffer to the next, where a transform fills
+ * only some of each row's channels (strided-winograd.ts: one phase image's); default chanBytes.
+ */
+export type Side = { kind: 'image'; rowBytes: number; pixBytes: number; tile: number } | { kind: 'table'; tileBytes?: number };
 export type Activation = 'linear' | 'relu' | 'relu6';
 
 /**
@@ -176,7 +207,7 @@ function transformFunction(spec: TransformSpec): FunctionDef {
       for (let a = 0; a < r; a++) inner.push(store(outAt(a, b), outOffset(a, b), spec.L[a], true));
     }
   }
-  const step = (side: Side) => (side.kind === 'image' ? op.i32(side.tile * side.pixBytes) : op.get(chanBytes));
+  const step = (side: Side) => (side.kind === 'image' ? op.i32(side.tile * side.pixBytes) : side.tileBytes ? op.i32(side.tileBytes) : op.get(chanBytes));
   body.push(
     forLoop(t, tiles, 1, [
       forLoop(c, chanBytes, 16, inner),

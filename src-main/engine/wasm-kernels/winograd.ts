@@ -119,13 +119,13 @@ export const F4X3: Scheme = { m: 4, AT };
 export const F3X4: Scheme = { m: 3, AT: AT3 };
 
 /** V and M of the images transformed at a time (both fit in L3 with room for U and the image). */
-const CHUNK_BYTES = 8 * 2 ** 20;
+export const CHUNK_BYTES = 8 * 2 ** 20;
 
 function spec(L: readonly number[][], input: Side, output: Side, bias = false, act: Activation = 'linear'): TransformSpec {
   return { L, input, output, bias, act };
 }
 
-const byteAddress = (s: Scratch, info: Info) => heapOffset(s.backend, info).offset * 4;
+export const byteAddress = (s: Scratch, info: Info) => heapOffset(s.backend, info).offset * 4;
 
 /** An i32 table of byte addresses on the heap (the table side of a transform, a table GEMM or transpose). */
 export function byteAddressTable(s: Scratch, addresses: readonly number[]): number {
@@ -231,11 +231,11 @@ export interface FilterTransform {
 }
 
 /**
- * U of `filter` made by `fill`, planes [ci, co]: kept between inference calls
+ * U of `filter` made by `fill`, `positions` planes [ci, co]: kept between inference calls
  * (winograd-filter-cache.ts), else made in scratch memory.
  */
-export function filterTransform(s: Scratch, filter: Info, ci: number, co: number, fill: (u: Info) => void, keep = true): FilterTransform {
-  const shape = [POSITIONS, planeFloats(ci, co)];
+export function filterTransform(s: Scratch, filter: Info, ci: number, co: number, fill: (u: Info) => void, keep = true, positions = POSITIONS): FilterTransform {
+  const shape = [positions, planeFloats(ci, co)];
   const kept = keep ? keptFilterTransform(s.backend, filter, shape, fill) : undefined;
   if (kept) return { u: kept, ci, co, owned: false };
   const u = s.alloc(shape);
