@@ -1,6 +1,7 @@
 /**
- * 7x7 stride-2 convolutions (ResNet's stem) through Winograd F(3x3, 4x4) on the space-to-depth
- * image, against the `cpu` backend; and the transformed filters kept between inference calls
+ * 7x7 stride-2 convolutions (ResNet's stem) through Winograd F(4x4, 4x4) on the four phase images
+ * (strided-winograd.ts), in place (channels a multiple of 4) and side by side (RGB images), against
+ * the `cpu` backend; and the transformed filters kept between inference calls
  * (winograd-filter-cache.ts): reused while the filter lives, never while gradients are recorded,
  * freed with their filter, the least recently used making room when the cache is full.
  */
@@ -90,7 +91,8 @@ test('transformed filters are kept while the filter lives, freed with it, and ne
   assert.deepEqual(again.dataSync(), first.dataSync());
   tf.tidy(() => void tf.conv2d(x, stem, 2, 'same'));
   assert.equal(keptFilterTransforms(backend).count, start.count + 2);
-  assert.equal(keptFilterTransforms(backend).bytes - start.bytes, 36 * (8 * 16 + 16 + 32 * 4 + 16) * 4);
+  // The 3x3 filter's 36 planes of 8 x 16, the 7x7's 49 of its four phases' 32 x 4 (each plane 16 floats apart).
+  assert.equal(keptFilterTransforms(backend).bytes - start.bytes, (36 * (8 * 16 + 16) + 49 * (32 * 4 + 16)) * 4);
 
   // A new value of the variable is a new filter: the result follows it (no stale transform).
   tf.tidy(() => w.assign(tf.mul(w, -1) as tf.Tensor4D));

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { winogradPays, winogradStats } from '../../src-main/engine/wasm-kernels/winograd.js';
-import { AT, AT3, BT, G, G4, transformModuleBytes, transposeMatrix } from '../../src-main/engine/wasm-kernels/winograd-transforms.js';
+import { AT, AT4X5, AT4X7, BT, BT5, BT7, G, G2, G7X4, transformModuleBytes, transposeMatrix } from '../../src-main/engine/wasm-kernels/winograd-transforms.js';
 import { assertMatchesCpu, assertWasmMatches, type ConvCase, explicitPad, type Pad, pick, randomArray, relativeMaxError, rng, runOn, sizeOf, useWasmWithWinogradForced } from './helpers.js';
 
 interface Case extends ConvCase {
@@ -120,17 +120,18 @@ function counting(body: () => void): { forward: number; filterGrad: number } {
   return { forward: winogradStats.forward - start.forward, filterGrad: winogradStats.filterGrad - start.filterGrad };
 }
 
-test('F(4,3) and F(3,4) matrices: A^T [(G g) * (B^T d)] is the 1-D correlation, exactly', () => {
+test('F(4,3), F(4,2) and F(4,4) matrices: A^T [(G g) * (B^T d)] is the 1-D correlation, exactly', () => {
   const r = rng(1);
-  for (const { at, g: gm, outputs, taps } of [
-    { at: AT, g: G, outputs: 4, taps: 3 },
-    { at: AT3, g: G4, outputs: 3, taps: 4 },
+  for (const { at, g: gm, bt, outputs, taps } of [
+    { at: AT, g: G, bt: BT, outputs: 4, taps: 3 },
+    { at: AT4X5, g: G2, bt: BT5, outputs: 4, taps: 2 },
+    { at: AT4X7, g: G7X4, bt: BT7, outputs: 4, taps: 4 },
   ]) {
     for (let trial = 0; trial < 20; trial++) {
-      const d = Array.from({ length: 6 }, () => r() * 2 - 1);
+      const d = Array.from({ length: bt.length }, () => r() * 2 - 1);
       const g = Array.from({ length: taps }, () => r() * 2 - 1);
       const u = gm.map((row) => row.reduce((s, v, i) => s + v * g[i], 0));
-      const v = BT.map((row) => row.reduce((s, x, i) => s + x * d[i], 0));
+      const v = bt.map((row) => row.reduce((s, x, i) => s + x * d[i], 0));
       const y = at.map((row) => row.reduce((s, a, i) => s + a * u[i] * v[i], 0));
       assert.equal(y.length, outputs);
       for (let o = 0; o < outputs; o++) {
@@ -138,6 +139,8 @@ test('F(4,3) and F(3,4) matrices: A^T [(G g) * (B^T d)] is the 1-D correlation, 
         assert.ok(Math.abs(y[o] - direct) < 1e-12, `F(${outputs},${taps}) output ${o}: ${y[o]} vs ${direct}`);
       }
     }
+    // The point at infinity reads only the last tap (strided-winograd.ts skips its products when that is 0).
+    assert.deepEqual(gm[gm.length - 1], [...Array(taps - 1).fill(0), 1]);
   }
   assert.deepEqual(transposeMatrix(AT).length, 6);
 });

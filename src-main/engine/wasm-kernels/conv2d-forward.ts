@@ -1,15 +1,13 @@
 /**
  * Conv2D and FusedConv2D for the wasm backend: 3x3 stride-1 convolutions go through Winograd
- * F(4x4, 3x3) (winograd.ts), 3x3 stride-2 ones through F(4x4, 2x2) on the input's four phase
- * images (strided-winograd.ts), 7x7 stride-2 ones (ResNet's stem) through F(3x3, 4x4) on the
- * space-to-depth image (stem-winograd.ts), everything else to the stock XNNPACK kernels. The
- * fused bias and relu / relu6 are applied in Winograd's output transform; other fused activations
- * (prelu, leakyrelu, sigmoid, elu) and NCHW take the stock kernel.
+ * F(4x4, 3x3) (winograd.ts), 3x3 and 7x7 (ResNet's stem) stride-2 ones through F(4x4, 2x2) and
+ * F(4x4, 4x4) on the input's four phase images (strided-winograd.ts), everything else to the stock
+ * XNNPACK kernels. The fused bias and relu / relu6 are applied in Winograd's output transform;
+ * other fused activations (prelu, leakyrelu, sigmoid, elu) and NCHW take the stock kernel.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { convAxes } from './conv-geometry.js';
-import { stemWinogradConv2d, useStemWinograd } from './stem-winograd.js';
 import { stridedWinogradConv2d, useStridedWinograd } from './strided-winograd.js';
 import { useWinograd, winogradConv2d } from './winograd.js';
 import type { Activation } from './winograd-transforms.js';
@@ -54,9 +52,6 @@ function tryWinograd(backend: BackendWasm, inputs: ConvInputs, attrs: ConvAttrs)
   const [ah, aw] = convAxes(info);
   const epilogue = { bias: bias ?? undefined, act: activation as Activation };
   const { batchSize: n, outHeight: outH, outWidth: outW } = info;
-  if (useStemWinograd(backend, filter.shape, [ah.stride, aw.stride], [ah.dilation, aw.dilation], n, outH, outW)) {
-    return withScratch(backend, (s) => stemWinogradConv2d(s, x, filter, ah.padBefore, aw.padBefore, outH, outW, epilogue));
-  }
   if (useStridedWinograd(backend, filter.shape, [ah.stride, aw.stride], [ah.dilation, aw.dilation], n, outH, outW)) {
     return withScratch(backend, (s) => stridedWinogradConv2d(s, x, filter, ah.padBefore, aw.padBefore, outH, outW, epilogue));
   }

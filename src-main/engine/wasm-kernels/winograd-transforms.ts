@@ -39,28 +39,16 @@ export const AT: readonly number[][] = [
 ];
 
 /**
- * F(3,4) with the same points (0, +-1, +-2, infinity), so the same B: 3 outputs of a 4-tap
- * correlation from 6 inputs. A^T[i][j] = p_j^i, G[j][k] = p_j^k / prod_{l != j} (p_j - p_l).
- */
-export const AT3: readonly number[][] = [
-  [1, 1, 1, 1, 1, 0],
-  [0, 1, -1, 2, -2, 0],
-  [0, 1, 1, 4, 4, 1],
-];
-export const G4: readonly number[][] = [
-  [1 / 4, 0, 0, 0],
-  [-1 / 6, -1 / 6, -1 / 6, -1 / 6],
-  [-1 / 6, 1 / 6, -1 / 6, 1 / 6],
-  [1 / 24, 1 / 12, 1 / 6, 1 / 3],
-  [1 / 24, -1 / 12, 1 / 6, -1 / 3],
-  [0, 0, 0, 1],
-];
-
-/**
- * F(4,2) on the points 0, 1, -1, 2 and infinity (derived as above; B from the inverse of the
- * 5-point evaluation matrix): 4 outputs of a 2-tap correlation from 5 inputs. Row 4 of G (the
- * point at infinity) takes only the second tap, so a filter whose second tap is zero has a zero
- * there (strided-winograd.ts skips those products).
+ * F(m, r) on n = m + r - 1 points p_j (the last one infinity) is built like F(4,3) above:
+ * A^T[i][j] = p_j^i, G[j][k] = p_j^k / prod_{l != j} (p_j - p_l) over the finite points, the
+ * point at infinity's column of A^T and row of G taking the highest coefficient only, and
+ * B^T = the inverse of the n-point evaluation matrix, transposed, rows scaled by G's divisors.
+ * (That construction reproduces F(4,3)'s matrices exactly; test/wasm-kernels checks each set on
+ * convolutions against the cpu backend.)
+ *
+ * F(4,2) on 0, 1, -1, 2 and infinity: 4 outputs of a 2-tap correlation from 5 inputs. G's last row
+ * takes only the second tap, so a filter whose second tap is zero has a zero there
+ * (strided-winograd.ts skips those products).
  */
 export const BT5: readonly number[][] = [
   [2, -1, -2, 1, 0],
@@ -81,6 +69,36 @@ export const AT4X5: readonly number[][] = [
   [0, 1, -1, 2, 0],
   [0, 1, 1, 4, 0],
   [0, 1, -1, 8, 1],
+];
+
+/**
+ * F(4,4) on the points 0, +-1, +-2, -1/2 and infinity (the rounding of 0, +-1, +-2, +1/2 was ~40%
+ * larger in a float32 simulation): 4 outputs of a 4-tap correlation from 7 inputs. As with F(4,2),
+ * G's last row takes only the last tap.
+ */
+export const BT7: readonly number[][] = [
+  [2, 4, -5 / 2, -5, 1 / 2, 1, 0],
+  [0, -2, -6, -7 / 2, 3 / 2, 1, 0],
+  [0, 2, 2, -9 / 2, -1 / 2, 1, 0],
+  [0, -1, -5 / 2, 0, 5 / 2, 1, 0],
+  [0, 1, 3 / 2, -2, -3 / 2, 1, 0],
+  [0, 4, 0, -5, 0, 1, 0],
+  [0, 2, 4, -5 / 2, -5, 1 / 2, 1],
+];
+export const G7X4: readonly number[][] = [
+  [1 / 2, 0, 0, 0],
+  [-1 / 9, -1 / 9, -1 / 9, -1 / 9],
+  [1 / 3, -1 / 3, 1 / 3, -1 / 3],
+  [1 / 60, 1 / 30, 1 / 15, 2 / 15],
+  [-1 / 36, 1 / 18, -1 / 9, 2 / 9],
+  [-32 / 45, 16 / 45, -8 / 45, 4 / 45],
+  [0, 0, 0, 1],
+];
+export const AT4X7: readonly number[][] = [
+  [1, 1, 1, 1, 1, 1, 0],
+  [0, 1, -1, 2, -2, -1 / 2, 0],
+  [0, 1, 1, 4, 4, 1 / 4, 0],
+  [0, 1, -1, 8, -8, -1 / 8, 1],
 ];
 
 export const transposeMatrix = (m: readonly number[][]): number[][] => m[0].map((_, j) => m.map((row) => row[j]));
@@ -267,8 +285,8 @@ export function transformsAvailable(backend: BackendWasm): boolean {
   return getTransform(backend, { L: [[1]], input: { kind: 'table' }, output: { kind: 'table' } }) !== null;
 }
 
-export function getTransform(backend: BackendWasm, spec: TransformSpec): TransformFn | null {
-  return instantiate(backend, JSON.stringify(spec), () => transformFunction(spec));
+export function getTransform(backend: BackendWasm, spec: TransformSpec, specJson = JSON.stringify(spec)): TransformFn | null {
+  return instantiate(backend, specJson, () => transformFunction(spec));
 }
 
 export function getTranspose(backend: BackendWasm): TransposeFn | null {
@@ -281,9 +299,13 @@ function instantiate<F>(backend: BackendWasm, key: string, make: () => FunctionD
   return e ? (e.main as unknown as F) : null;
 }
 
-/** A transform on a kernel-pool thread (the same module as getTransform's). */
-function getTransformOnMemory(memory: WasmMemory, spec: TransformSpec): TransformFn | null {
-  const e = exportsOnMemory(memory, `winograd ${JSON.stringify(spec)}`, () => [{ ...transformFunction(spec), name: 'main' }]);
+/**
+ * A transform on a kernel-pool thread (the same module as getTransform's), by its spec's JSON:
+ * parsed only to generate the module, as a worker spent ~20 µs per task parsing and
+ * re-serialising it.
+ */
+function getTransformOnMemory(memory: WasmMemory, specJson: string): TransformFn | null {
+  const e = exportsOnMemory(memory, `winograd ${specJson}`, () => [{ ...transformFunction(JSON.parse(specJson) as TransformSpec), name: 'main' }]);
   return e ? (e.main as unknown as TransformFn) : null;
 }
 
@@ -373,7 +395,7 @@ export function runTableTranspose(backend: BackendWasm, t: TableTranspose): void
 
 /** pool-tasks.ts' side of runTransformRows. */
 export function transformRowsTask(memory: WasmMemory, args: readonly number[], specJson: string): (part: number, parts: number) => void {
-  const fn = getTransformOnMemory(memory, JSON.parse(specJson) as TransformSpec);
+  const fn = getTransformOnMemory(memory, specJson);
   if (!fn) throw new Error('Winograd transform unavailable on a kernel-pool thread');
   return transformRowsPart(fn, Object.fromEntries(ROW_KEYS.map((k, i) => [k, args[i]])) as unknown as TransformRows);
 }
@@ -383,14 +405,15 @@ export function transformRowsTask(memory: WasmMemory, args: readonly number[], s
  * parts per thread so that a thread that starts late does less.
  */
 export function runTransformRows(backend: BackendWasm, spec: TransformSpec, rows: TransformRows): void {
-  const fn = getTransform(backend, spec);
+  const specJson = JSON.stringify(spec);
+  const fn = getTransform(backend, spec, specJson);
   if (!fn) throw new Error('wasm-kernels: Winograd transforms need wasm SIMD');
   const single = rows.n * rows.th === 1 && rows.tw === 1;
   // ~3.6 GB/s written on one thread (measured: a 56x56x64 batch-16 input transform, 29 MB, 8 ms).
   const bytesWritten = rows.n * rows.th * rows.tw * rows.chanBytes * spec.L.length ** 2;
   const parts = poolParts(backend, bytesWritten / 3600, single ? rows.chanBytes / 16 : rows.n * rows.th, 4);
   const run = transformRowsPart(fn, rows);
-  runParts(backend, { name: 'transformRows', args: ROW_KEYS.map((k) => rows[k]), text: JSON.stringify(spec) }, parts, (part) => run(part, parts));
+  runParts(backend, { name: 'transformRows', args: ROW_KEYS.map((k) => rows[k]), text: specJson }, parts, (part) => run(part, parts));
 }
 
 export function transformModuleBytes(spec: TransformSpec, shared = false): Uint8Array {

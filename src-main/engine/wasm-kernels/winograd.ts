@@ -15,15 +15,14 @@
  * Rounding: the transforms scale values by up to ~100 and cancel, so results differ from a direct
  * convolution by ~1e-6..1e-5 relative to the output scale (direct: ~1e-7).
  *
- * The forward products (winogradProducts) also serve F(3x3, 4x4) for ResNet's 7x7 stride-2 stem
- * (stem-winograd.ts), run a few images at a time so that V and M stay in cache, and take U from
- * winograd-filter-cache.ts in inference, where a filter is used for many calls.
+ * The forward products run a few images at a time so that V and M stay in cache, and take U from
+ * winograd-filter-cache.ts in inference, where a filter is used for many calls. Stride-2 layers
+ * have their own forms (strided-winograd.ts), built from this file's pieces.
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import {
   type Activation,
   AT,
-  AT3,
   BT,
   G,
   getTranspose,
@@ -104,19 +103,8 @@ export function useWinograd(backend: BackendWasm, shape: WinogradShape, use: Win
 export const winogradStats = { forward: 0, filterGrad: 0 };
 
 const POSITIONS = 36;
-
-/**
- * The output side of F(m x m, r x r) with 6x6 input tiles (m + r - 1 = 6), tiles m pixels apart:
- * y = A^T [U * V] A. F(4x4, 3x3) for 3x3 filters; F(3x3, 4x4) for the 4x4 filters of
- * stem-winograd.ts (whose weight transform uses G4).
- */
-export interface Scheme {
-  m: number;
-  AT: readonly number[][];
-}
-
-export const F4X3: Scheme = { m: 4, AT };
-export const F3X4: Scheme = { m: 3, AT: AT3 };
+/** Outputs per tile side. */
+const TILE = 4;
 
 /** V and M of the images transformed at a time (both fit in L3 with room for U and the image). */
 export const CHUNK_BYTES = 8 * 2 ** 20;
@@ -170,7 +158,7 @@ interface Tiling {
   tiles: number;
 }
 
-function tiling(n: number, outH: number, outW: number, m = 4): Tiling {
+function tiling(n: number, outH: number, outW: number, m = TILE): Tiling {
   const th = Math.ceil(outH / m);
   const tw = Math.ceil(outW / m);
   return { m, n, th, tw, tiles: n * th * tw };
@@ -281,16 +269,15 @@ export function winogradConv2d(
 ): Info {
   const L = flipTaps ? G_FLIPPED : G;
   const transform = filterTransform(s, filter, filter.shape[2], filter.shape[3], (u) => weightTransform(s, filter, L, u), !flipTaps);
-  return winogradProducts(s, F4X3, x, transform, top, left, outH, outW, epilogue);
+  return winogradProducts(s, x, transform, top, left, outH, outW, epilogue);
 }
 
 /**
- * The convolution of x with the filter whose transform is `filter.u` under `scheme`: input
- * transform, 36 products, output transform (+ bias, activation). Releases `filter.u` if owned.
+ * The convolution of x with the filter whose transform is `filter.u`: input transform, 36
+ * products, output transform (+ bias, activation). Releases `filter.u` if owned.
  */
-export function winogradProducts(
+function winogradProducts(
   s: Scratch,
-  scheme: Scheme,
   x: Info,
   filter: FilterTransform,
   top: number,
@@ -302,12 +289,12 @@ export function winogradProducts(
   winogradStats.forward++;
   const [n, , , ci] = x.shape as Shape4;
   const { u, co, owned } = filter;
-  const t = tiling(n, outH, outW, scheme.m);
-  const hp = scheme.m * t.th + 6 - scheme.m;
-  const wp = scheme.m * t.tw + 6 - scheme.m;
+  const t = tiling(n, outH, outW);
+  const hp = TILE * t.th + 6 - TILE;
+  const wp = TILE * t.tw + 6 - TILE;
   const padded = padSpatial(s, x, top, left, hp, wp);
-  const hq = scheme.m * t.th;
-  const wq = scheme.m * t.tw;
+  const hq = TILE * t.th;
+  const wq = TILE * t.tw;
   const y = s.alloc([n, hq, wq, co]);
   // A few images at a time, so that V and M (each 36/m^2 times their image's size) stay in cache
   // between the transforms and the products (ResNet's stem at 128 px: M is 71 MB for the batch).
@@ -319,18 +306,18 @@ export function winogradProducts(
   const mTable = addressTable(s, m);
   const uTable = planeTable(s, u);
   const [pixIn, pixOut] = [ci * 4, co * 4];
-  const input = spec(BT, imageGrid(wp, pixIn, scheme.m), { kind: 'table' });
+  const input = spec(BT, imageGrid(wp, pixIn, TILE), { kind: 'table' });
   const { bias, act } = epilogue;
-  const output = spec(scheme.AT, { kind: 'table' }, imageGrid(wq, pixOut, scheme.m), bias !== undefined, act);
+  const output = spec(AT, { kind: 'table' }, imageGrid(wq, pixOut, TILE), bias !== undefined, act);
   const layout = { k: ci, lda: ci, ldb: co, ldc: co };
   for (let b0 = 0; b0 < n; b0 += chunk) {
-    const part = tiling(Math.min(chunk, n - b0), outH, outW, scheme.m);
-    const src = imageSide(byteAddress(s, padded) + b0 * hp * wp * pixIn, hp, wp, pixIn, scheme.m);
+    const part = tiling(Math.min(chunk, n - b0), outH, outW, TILE);
+    const src = imageSide(byteAddress(s, padded) + b0 * hp * wp * pixIn, hp, wp, pixIn, TILE);
     runTransformRows(s.backend, input, rows(src, tableSide(vTable, part, pixIn), part, pixIn));
     // M[p] = V[p] x U[p]: 36 products [tiles, Ci] x [Ci, Co], split over the kernel pool's threads.
     const products = { layout, aTable: vTable, bTable: uTable, cTable: mTable, count: POSITIONS, m: part.tiles, n: co };
     if (!runTableGemm(s.backend, products)) throw new Error('wasm-kernels: the Winograd products need wasm SIMD');
-    const dst = imageSide(byteAddress(s, y) + b0 * hq * wq * pixOut, hq, wq, pixOut, scheme.m);
+    const dst = imageSide(byteAddress(s, y) + b0 * hq * wq * pixOut, hq, wq, pixOut, TILE);
     runTransformRows(s.backend, output, rows(tableSide(mTable, part, pixOut), dst, part, pixOut, bias ? byteAddress(s, bias) : 0));
   }
   for (const b of [...v, ...m]) s.release(b);
