@@ -83,3 +83,23 @@ test("a stride-2 filter's transform is kept like the others: 25 planes of its fo
   assert.equal(keptFilterTransforms(backend).count, start.count, 'disposing the filter frees its transform');
   tf.dispose([x, first, again]);
 });
+
+test("in training, a stride-2 layer whose filter transform is large (ResNet's layer 4) stays on XNNPACK", () => {
+  const r = rng(54);
+  const x = tf.tensor4d(randomArray(8 * 10 * 10 * 256, r), [8, 10, 10, 256]);
+  const w = tf.variable(tf.tensor4d(randomArray(3 * 3 * 256 * 512, r), [3, 3, 256, 512]));
+  const forced = process.env.FINETUNE_WINOGRAD;
+  delete process.env.FINETUNE_WINOGRAD; // the automatic rule
+  try {
+    const conv = () => tf.sum(tf.conv2d(x, w as tf.Tensor4D, 2, 'valid')) as tf.Scalar;
+    assert.equal(calls(() => tf.tidy(() => void conv())), 1, 'inference: Winograd, its 52 MB transform kept');
+    const training = () => {
+      const { value, grads } = tf.variableGrads(conv, [w]);
+      tf.dispose([value, grads]);
+    };
+    assert.equal(calls(training), 0, 'training: XNNPACK');
+  } finally {
+    process.env.FINETUNE_WINOGRAD = forced;
+    tf.dispose([x, w]);
+  }
+});

@@ -65,6 +65,9 @@ function clear(cache: FilterCache): void {
   for (const filterId of [...cache.entries.keys()]) drop(cache, filterId);
 }
 
+/** Whether transforms made now would be kept: not while a gradient is being recorded (training). */
+export const keepsTransforms = (): boolean => tf.engine().state.gradientDepth === 0;
+
 /**
  * The kept transform of `filter` (shape `shape`), made by `fill` on first use; undefined where
  * none is kept (a gradient is being recorded, or the cache is full): the caller transforms the
@@ -72,7 +75,7 @@ function clear(cache: FilterCache): void {
  */
 export function keptFilterTransform(backend: BackendWasm, filter: Info, shape: number[], fill: (u: Info) => void): Info | undefined {
   const cache = cacheOf(backend);
-  if (tf.engine().state.gradientDepth > 0) {
+  if (!keepsTransforms()) {
     if (cache.entries.size > 0) clear(cache);
     return undefined;
   }
