@@ -139,13 +139,13 @@ function phasesSideBySide(s: Scratch, padded: Info): Info {
   const out = s.alloc([n, hs, ws, 4 * c]);
   const src = byteAddress(s, padded);
   const dst = byteAddress(s, out);
-  const [pix, run] = [c * 4, c * 4];
+  const pix = c * 4;
   for (let b = 0; b < n; b++) {
     for (let i = 0; i < hs; i++) {
       PHASES.forEach(([ry, rx], slot) => {
         const from = src + ((b * hp + 2 * i + ry) * wp + rx) * pix;
         const to = dst + (b * hs + i) * ws * 4 * pix + slot * pix;
-        simd.copyRuns(from, 2 * pix, to, 4 * pix, run, ws);
+        simd.copyRuns(from, 2 * pix, to, 4 * pix, pix, ws);
       });
     }
   }
