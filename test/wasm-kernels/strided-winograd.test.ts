@@ -1,25 +1,36 @@
 /**
- * 3x3 stride-2 convolutions (ResNet's downsampling layers) through Winograd F(4x4, 2x2) on the four
- * phase images, against the `cpu` backend: paddings ('same', 'valid', explicit and asymmetric), odd
- * sizes, tiles that overhang the output, bias and relu / relu6; and which shapes stay on XNNPACK.
+ * Stride-2 convolutions through Winograd on the four phase images (strided-winograd.ts), against
+ * the `cpu` backend: 3x3 filters (ResNet's downsampling layers, F(4x4, 2x2)) and 7x7 (ResNet's
+ * stem, F(4x4, 4x4)), phases read in place (channels a multiple of 4) and side by side (RGB
+ * images); paddings ('same', 'valid', explicit and asymmetric), odd sizes, tiles that overhang the
+ * output, bias and relu / relu6; which shapes stay on XNNPACK, and the rule for training.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { winogradStats } from '../../src-main/engine/wasm-kernels/winograd.js';
-import { keptFilterTransforms } from '../../src-main/engine/wasm-kernels/winograd-filter-cache.js';
 import { assertMatchesCpu, type ConvCase, explicitPad, randomArray, rng, sizeOf, useWasmWithWinogradForced } from './helpers.js';
 
-const CASES: ConvCase[] = [
-  { n: 2, h: 16, w: 16, ci: 8, co: 12, pad: 'same' },
-  { n: 1, h: 17, w: 19, ci: 4, co: 8, pad: 'valid' },
-  { n: 1, h: 3, w: 3, ci: 4, co: 4, pad: 'valid' }, // a single output
-  { n: 2, h: 18, w: 18, ci: 16, co: 32, pad: explicitPad(1, 1, 1, 1) }, // ResNet's, small
-  { n: 3, h: 9, w: 14, ci: 12, co: 8, pad: explicitPad(2, 0, 0, 2) },
-  { n: 1, h: 34, w: 34, ci: 64, co: 128, pad: 'valid' }, // ResNet-18's layer 2 at 128 px, after its pad
-  { n: 2, h: 11, w: 8, ci: 20, co: 4, pad: 'same' },
-];
+const CASES: Record<3 | 7, ConvCase[]> = {
+  3: [
+    { n: 2, h: 16, w: 16, ci: 8, co: 12, pad: 'same' },
+    { n: 1, h: 17, w: 19, ci: 4, co: 8, pad: 'valid' },
+    { n: 1, h: 3, w: 3, ci: 4, co: 4, pad: 'valid' }, // a single output
+    { n: 2, h: 18, w: 18, ci: 16, co: 32, pad: explicitPad(1, 1, 1, 1) }, // ResNet's, small
+    { n: 3, h: 9, w: 14, ci: 12, co: 8, pad: explicitPad(2, 0, 0, 2) },
+    { n: 1, h: 34, w: 34, ci: 64, co: 128, pad: 'valid' }, // ResNet-18's layer 2 at 128 px, after its pad
+    { n: 2, h: 11, w: 8, ci: 20, co: 4, pad: 'same' },
+  ],
+  7: [
+    { n: 2, h: 20, w: 23, ci: 3, co: 8, pad: 'same' },
+    { n: 1, h: 17, w: 17, ci: 3, co: 16, pad: 'valid' },
+    { n: 1, h: 7, w: 7, ci: 3, co: 4, pad: 'valid' }, // a single output
+    { n: 2, h: 30, w: 30, ci: 4, co: 12, pad: explicitPad(3, 2, 1, 3) },
+    { n: 3, h: 9, w: 12, ci: 1, co: 4, pad: explicitPad(3, 3, 3, 3) },
+    { n: 1, h: 38, w: 38, ci: 3, co: 64, pad: explicitPad(3, 3, 3, 3) }, // ResNet's stem, small
+    { n: 2, h: 11, w: 8, ci: 5, co: 20, pad: 'same' },
+  ],
+};
 
 const calls = (body: () => void): number => {
   const start = winogradStats.forward;
@@ -27,61 +38,49 @@ const calls = (body: () => void): number => {
   return winogradStats.forward - start;
 };
 
-function stridedConv(c: ConvCase, seed: number, fused?: { bias: boolean; activation: 'linear' | 'relu' | 'relu6' }): () => tf.Tensor {
+type Fused = { bias: boolean; activation: 'linear' | 'relu' | 'relu6' };
+
+function stridedConv(c: ConvCase, taps: number, seed: number, fused?: Fused, dilation = 1): () => tf.Tensor {
   const r = rng(seed);
   const xShape: [number, number, number, number] = [c.n, c.h, c.w, c.ci];
-  const fShape: [number, number, number, number] = [3, 3, c.ci, c.co];
+  const fShape: [number, number, number, number] = [taps, taps, c.ci, c.co];
   const x = randomArray(sizeOf(xShape), r);
   const w = randomArray(sizeOf(fShape), r);
   const b = randomArray(c.co, r);
+  const strides = dilation === 1 ? 2 : 1; // tf.js takes dilation only with stride 1
   return () => {
     const xs = tf.tensor4d(x, xShape);
     const ws = tf.tensor4d(w, fShape);
-    if (!fused) return tf.conv2d(xs, ws, 2, c.pad);
-    return tf.fused.conv2d({ x: xs, filter: ws, strides: 2, pad: c.pad, bias: fused.bias ? tf.tensor1d(b) : undefined, activation: fused.activation });
+    if (!fused) return tf.conv2d(xs, ws, strides, c.pad, 'NHWC', dilation);
+    return tf.fused.conv2d({ x: xs, filter: ws, strides, pad: c.pad, bias: fused.bias ? tf.tensor1d(b) : undefined, activation: fused.activation });
   };
 }
 
-let worst = 0;
-useWasmWithWinogradForced(() => `3x3 stride-2 Winograd: max relative error ${worst.toExponential(2)}`);
+const worst = { 3: 0, 7: 0 };
+useWasmWithWinogradForced(() => `stride-2 Winograd: max relative error 3x3 ${worst[3].toExponential(2)}, 7x7 ${worst[7].toExponential(2)}`);
 
-test('3x3 stride-2 Conv2D / FusedConv2D match cpu through Winograd (paddings, odd sizes, bias, relu)', () => {
-  const n = calls(() => {
-    CASES.forEach((c, i) => {
-      worst = Math.max(worst, assertMatchesCpu(`strided ${JSON.stringify(c)}`, stridedConv(c, 30 + i)));
-      const fused = { bias: i % 2 === 0, activation: (['relu', 'relu6', 'linear'] as const)[i % 3] };
-      worst = Math.max(worst, assertMatchesCpu(`fused strided ${JSON.stringify(c)}`, stridedConv(c, 40 + i, fused)));
+for (const taps of [3, 7] as const) {
+  test(`${taps}x${taps} stride-2 Conv2D / FusedConv2D match cpu through Winograd (paddings, odd sizes, bias, relu)`, () => {
+    const n = calls(() => {
+      CASES[taps].forEach((c, i) => {
+        worst[taps] = Math.max(worst[taps], assertMatchesCpu(`${taps}x${taps} ${JSON.stringify(c)}`, stridedConv(c, taps, 10 * taps + i)));
+        const fused = { bias: i % 2 === 0, activation: (['relu', 'relu6', 'linear'] as const)[i % 3] };
+        worst[taps] = Math.max(worst[taps], assertMatchesCpu(`fused ${taps}x${taps} ${JSON.stringify(c)}`, stridedConv(c, taps, 100 * taps + i, fused)));
+      });
     });
+    assert.equal(n, 2 * CASES[taps].length);
   });
-  assert.equal(n, 2 * CASES.length);
-});
+}
 
-test('3x3 stride-2 convolutions with channels not a multiple of 4, or dilation 2, stay on XNNPACK', () => {
+test('stay on XNNPACK: 3x3 with 3 input or 6 output channels, dilation 2, 7x7 with stride 1 or dilation 2', () => {
   const n = calls(() => {
-    assertMatchesCpu('3 input channels (an image)', stridedConv({ n: 1, h: 12, w: 12, ci: 3, co: 8, pad: 'same' }, 50));
-    assertMatchesCpu('6 output channels', stridedConv({ n: 1, h: 12, w: 12, ci: 4, co: 6, pad: 'same' }, 51));
-    const r = rng(52);
-    const x = randomArray(2 * 15 * 15 * 4, r);
-    const w = randomArray(3 * 3 * 4 * 8, r);
-    assertMatchesCpu('dilation 2', () => tf.conv2d(tf.tensor4d(x, [2, 15, 15, 4]), tf.tensor4d(w, [3, 3, 4, 8]), 1, 'same', 'NHWC', 2));
+    assertMatchesCpu('3x3, 3 input channels (an image)', stridedConv({ n: 1, h: 12, w: 12, ci: 3, co: 8, pad: 'same' }, 3, 50));
+    assertMatchesCpu('3x3, 6 output channels', stridedConv({ n: 1, h: 12, w: 12, ci: 4, co: 6, pad: 'same' }, 3, 51));
+    assertMatchesCpu('3x3, dilation 2', stridedConv({ n: 2, h: 15, w: 15, ci: 4, co: 8, pad: 'same' }, 3, 52, undefined, 2));
+    assertMatchesCpu('7x7, stride 1', () => tf.conv2d(tf.ones([2, 15, 15, 3]) as tf.Tensor4D, tf.ones([7, 7, 3, 8]) as tf.Tensor4D, 1, 'same'));
+    assertMatchesCpu('7x7, dilation 2', stridedConv({ n: 2, h: 15, w: 15, ci: 3, co: 8, pad: 'same' }, 7, 53, undefined, 2));
   });
   assert.equal(n, 0);
-});
-
-test("a stride-2 filter's transform is kept like the others: 25 planes of its four phases' channels", () => {
-  const backend = tf.findBackend('wasm') as BackendWasm;
-  const r = rng(53);
-  const x = tf.tensor4d(randomArray(2 * 12 * 12 * 8, r), [2, 12, 12, 8]);
-  const w = tf.tensor4d(randomArray(3 * 3 * 8 * 16, r), [3, 3, 8, 16]);
-  const start = keptFilterTransforms(backend);
-  const first = tf.tidy(() => tf.conv2d(x, w, 2, 'same'));
-  const again = tf.tidy(() => tf.conv2d(x, w, 2, 'same'));
-  assert.deepEqual(again.dataSync(), first.dataSync());
-  assert.equal(keptFilterTransforms(backend).count, start.count + 1);
-  assert.equal(keptFilterTransforms(backend).bytes - start.bytes, 25 * (4 * 8 * 16 + 16) * 4);
-  w.dispose();
-  assert.equal(keptFilterTransforms(backend).count, start.count, 'disposing the filter frees its transform');
-  tf.dispose([x, first, again]);
 });
 
 test("in training, a stride-2 layer whose filter transform is large (ResNet's layer 4) stays on XNNPACK", () => {
