@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { winogradPays, winogradStats } from '../../src-main/engine/wasm-kernels/winograd.js';
+import { winogradBlockOptions } from '../../src-main/engine/wasm-kernels/winograd-blocks.js';
 import { AT, AT4X5, AT4X7, BT, BT5, BT7, G, G2, G7X4, transformModuleBytes, transposeMatrix } from '../../src-main/engine/wasm-kernels/winograd-transforms.js';
 import { assertMatchesCpu, assertWasmMatches, type ConvCase, explicitPad, type Pad, pick, randomArray, relativeMaxError, rng, runOn, sizeOf, useWasmWithWinogradForced } from './helpers.js';
 
@@ -29,6 +30,7 @@ const FIXED: Case[] = [
   { n: 3, h: 5, w: 6, ci: 8, co: 4, pad: explicitPad(0, 1, 2, 0) },
   { n: 1, h: 3, w: 3, ci: 4, co: 4, pad: 'valid' }, // a single output
   { n: 1, h: 17, w: 11, ci: 36, co: 64, pad: 'same' },
+  { n: 2, h: 6, w: 7, ci: 136, co: 132, pad: 'same' }, // over 128 channels: the chunked form, not blocks
 ];
 
 function randomCase(seed: number): Case {
@@ -170,6 +172,42 @@ test('FusedConv2D with bias and relu / relu6 / linear matches cpu', () => {
     });
   });
   assert.equal(calls.forward, 2 * FIXED.length);
+});
+
+test('forward block by block (up to 128 channels) gives bitwise what the chunked form gives', () => {
+  const cases = [...FIXED, ...RANDOM, { n: 5, h: 33, w: 30, ci: 64, co: 128, pad: 'same' as Pad }];
+  let blocks = 0;
+  cases.forEach((c, i) => {
+    const r = rng(900 + i);
+    const x = randomArray(c.n * c.h * c.w * c.ci, r);
+    const w = randomArray(9 * c.ci * c.co, r);
+    const b = randomArray(c.co, r);
+    const run = () =>
+      runOn('wasm', () =>
+        tf.fused.conv2d({
+          x: tf.tensor4d(x, [c.n, c.h, c.w, c.ci]),
+          filter: tf.tensor4d(w, [3, 3, c.ci, c.co]),
+          pad: c.pad,
+          strides: 1,
+          bias: tf.tensor1d(b),
+          activation: 'relu',
+        }),
+      ).values;
+    const start = winogradStats.blocks;
+    const byBlocks = run();
+    blocks += winogradStats.blocks - start;
+    winogradBlockOptions.enabled = false;
+    let chunked: Float32Array;
+    try {
+      chunked = run();
+    } finally {
+      winogradBlockOptions.enabled = true;
+    }
+    assert.equal(byBlocks.length, chunked.length);
+    const differs = byBlocks.findIndex((v, j) => !Object.is(v, chunked[j]));
+    assert.equal(differs, -1, `${JSON.stringify(c)}: element ${differs} ${byBlocks[differs]} vs ${chunked[differs]}`);
+  });
+  assert.equal(blocks, cases.filter((c) => c.ci <= 128 && c.co <= 128).length);
 });
 
 test('Conv2DBackpropInput (stride 1, 3x3) matches cpu through Winograd', () => {

@@ -10,6 +10,7 @@ import { maxPoolGradTask } from './max-pool-grad.js';
 import { rowsGemmTask, tableGemmTask } from './gemm.js';
 import { filterGradPart, stridedFilterGradTilesOnMemory } from './strided-filter-grad.js';
 import { tableTransposeTask, transformRowsTask } from './winograd-transforms.js';
+import { winogradBlocksTask } from './winograd-blocks.js';
 
 type TaskFactory = (memory: WasmMemory, args: readonly number[], text: string) => (part: number, parts: number) => void;
 
@@ -26,6 +27,7 @@ const TASKS: Record<string, TaskFactory> = {
   batchNormSums: batchNormSumsTask,
   batchNormBackward: batchNormBackwardTask,
   maxPoolGrad: maxPoolGradTask,
+  winogradBlocks: winogradBlocksTask,
 };
 
 /** The part function of task `name` (throws on an unknown name: a main/worker version mismatch). */

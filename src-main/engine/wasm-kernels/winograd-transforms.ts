@@ -304,7 +304,7 @@ function instantiate<F>(backend: BackendWasm, key: string, make: () => FunctionD
  * parsed only to generate the module, as a worker spent ~20 µs per task parsing and
  * re-serialising it.
  */
-function getTransformOnMemory(memory: WasmMemory, specJson: string): TransformFn | null {
+export function getTransformOnMemory(memory: WasmMemory, specJson: string): TransformFn | null {
   const e = exportsOnMemory(memory, `winograd ${specJson}`, () => [{ ...transformFunction(JSON.parse(specJson) as TransformSpec), name: 'main' }]);
   return e ? (e.main as unknown as TransformFn) : null;
 }

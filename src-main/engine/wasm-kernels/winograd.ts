@@ -15,7 +15,8 @@
  * Rounding: the transforms scale values by up to ~100 and cancel, so results differ from a direct
  * convolution by ~1e-6..1e-5 relative to the output scale (direct: ~1e-7).
  *
- * The forward products run a few images at a time so that V and M stay in cache, and take U from
+ * The forward products run a few images at a time so that V and M stay in cache (up to 128
+ * channels, block by block of tiles on each thread: winograd-blocks.ts), and take U from
  * winograd-filter-cache.ts in inference, where a filter is used for many calls. Stride-2 layers
  * have their own forms (strided-winograd.ts), built from this file's pieces.
  */
@@ -35,6 +36,7 @@ import {
   transposeMatrix,
 } from './winograd-transforms.js';
 import { runTableGemm } from './gemm.js';
+import { blocksPay, blocksPlan, winogradBlocks } from './winograd-blocks.js';
 import { keptFilterTransform } from './winograd-filter-cache.js';
 import { crop4d, heapOffset, type Info, padSpatial, type Scratch, type Shape4 } from './wasm-ops.js';
 
@@ -100,7 +102,7 @@ export function useWinograd(backend: BackendWasm, shape: WinogradShape, use: Win
 }
 
 /** Calls taken through Winograd (tests check which path ran). */
-export const winogradStats = { forward: 0, filterGrad: 0 };
+export const winogradStats = { forward: 0, filterGrad: 0, blocks: 0 };
 
 const POSITIONS = 36;
 /** Outputs per tile side. */
@@ -269,6 +271,7 @@ export function winogradConv2d(
 ): Info {
   const L = flipTaps ? G_FLIPPED : G;
   const transform = filterTransform(s, filter, filter.shape[2], filter.shape[3], (u) => weightTransform(s, filter, L, u), !flipTaps);
+  if (blocksPay(transform.ci, transform.co)) return winogradByBlocks(s, x, transform, top, left, outH, outW, epilogue);
   return winogradProducts(s, x, transform, top, left, outH, outW, epilogue);
 }
 
@@ -323,6 +326,34 @@ function winogradProducts(
   for (const b of [...v, ...m]) s.release(b);
   if (owned) s.release(u);
   if (padded !== x) s.release(padded);
+  return crop4d(s, y, 0, 0, outH, outW);
+}
+
+/** winogradProducts block by block of tiles (winograd-blocks.ts). */
+function winogradByBlocks(s: Scratch, x: Info, filter: FilterTransform, top: number, left: number, outH: number, outW: number, epilogue: Epilogue): Info {
+  winogradStats.forward++;
+  winogradStats.blocks++;
+  const [n, h, w, ci] = x.shape as Shape4;
+  const { u, co, owned } = filter;
+  const t = tiling(n, outH, outW);
+  const shape = { n, h, w, ci, co, th: t.th, tw: t.tw };
+  const plan = blocksPlan(s.backend, shape);
+  // 16 floats more, to start the parts' scratch on a cache line.
+  const scratch = s.alloc([(plan.parts * plan.partBytes) / 4 + 16]);
+  const y = s.alloc([n, TILE * t.th, TILE * t.tw, co]);
+  const call = {
+    x: byteAddress(s, x),
+    y: byteAddress(s, y),
+    shape,
+    top,
+    left,
+    uTable: planeTable(s, u),
+    bias: epilogue.bias ? byteAddress(s, epilogue.bias) : 0,
+    act: epilogue.act,
+  };
+  winogradBlocks(s.backend, call, plan, Math.ceil(byteAddress(s, scratch) / 64) * 64);
+  s.release(scratch);
+  if (owned) s.release(u);
   return crop4d(s, y, 0, 0, outH, outW);
 }
 
