@@ -31,6 +31,7 @@ const FIXED: Case[] = [
   { n: 1, h: 3, w: 3, ci: 4, co: 4, pad: 'valid' }, // a single output
   { n: 1, h: 17, w: 11, ci: 36, co: 64, pad: 'same' },
   { n: 2, h: 6, w: 7, ci: 136, co: 132, pad: 'same' }, // over 128 channels: the chunked form, not blocks
+  { n: 3, h: 21, w: 22, ci: 8, co: 12, pad: 'same' }, // blocks of 10 tile rows: the last one short
 ];
 
 function randomCase(seed: number): Case {

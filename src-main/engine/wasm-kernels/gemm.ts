@@ -33,6 +33,8 @@ export interface GemmLayout {
   lda: number;
   ldb: number;
   ldc: number;
+  /** C += A x B instead of C = A x B (a filter gradient summed block by block). */
+  accumulate?: boolean;
 }
 
 /**
@@ -60,7 +62,9 @@ function gemmFunction(R: number, V: number, g: GemmLayout): FunctionDef {
     }
   }
   step.push(addConst(pa, 4), addConst(pb, g.ldb * 4));
-  const zero = acc.flat().map((l) => [...op.f32x4Const(0), ...op.set(l)]);
+  const start = acc.flatMap((row, r) =>
+    row.map((l, v) => (g.accumulate ? [...op.get(rowC), ...op.v128Load(r * g.ldc * 4 + 16 * v), ...op.set(l)] : [...op.f32x4Const(0), ...op.set(l)])),
+  );
   const store: number[][] = [];
   for (let r = 0; r < R; r++) {
     for (let v = 0; v < V; v++) store.push([...op.get(rowC), ...op.get(acc[r][v]), ...op.v128Store(r * g.ldc * 4 + 16 * v)]);
@@ -74,7 +78,7 @@ function gemmFunction(R: number, V: number, g: GemmLayout): FunctionDef {
       countDown(ni, op.get(nBlocks), [
         [...op.get(a), ...op.set(rowA), ...op.get(colC), ...op.set(rowC)],
         countDown(mi, op.get(mBlocks), [
-          ...zero,
+          ...start,
           [...op.get(rowA), ...op.set(pa), ...op.get(colB), ...op.set(pb)],
           countDown(ki, op.i32(g.k), step),
           ...store,
@@ -139,7 +143,7 @@ function bind(e: WasmExports | null, g: GemmLayout): Gemm | null {
   return gemm;
 }
 
-const key = (g: GemmLayout) => `gemm ${g.k} ${g.lda} ${g.ldb} ${g.ldc}`;
+const key = (g: GemmLayout) => `gemm ${g.k} ${g.lda} ${g.ldb} ${g.ldc}${g.accumulate ? ' +=' : ''}`;
 
 /** The product for this layout on the backend's heap, or null where generated SIMD cannot run. */
 export function gemmOnBackend(backend: BackendWasm, g: GemmLayout): Gemm | null {

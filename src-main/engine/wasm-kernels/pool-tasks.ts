@@ -11,6 +11,7 @@ import { rowsGemmTask, tableGemmTask } from './gemm.js';
 import { filterGradPart, stridedFilterGradTilesOnMemory } from './strided-filter-grad.js';
 import { tableTransposeTask, transformRowsTask } from './winograd-transforms.js';
 import { winogradBlocksTask } from './winograd-blocks.js';
+import { winogradFilterGradBlocksTask } from './winograd-filter-grad-blocks.js';
 
 type TaskFactory = (memory: WasmMemory, args: readonly number[], text: string) => (part: number, parts: number) => void;
 
@@ -28,6 +29,7 @@ const TASKS: Record<string, TaskFactory> = {
   batchNormBackward: batchNormBackwardTask,
   maxPoolGrad: maxPoolGradTask,
   winogradBlocks: winogradBlocksTask,
+  winogradFilterGradBlocks: winogradFilterGradBlocksTask,
 };
 
 /** The part function of task `name` (throws on an unknown name: a main/worker version mismatch). */

@@ -43,15 +43,19 @@ export function blocksPay(ci: number, co: number): boolean {
 const ARG_KEYS = ['x', 'n', 'h', 'w', 'ci', 'top', 'left', 'th', 'tw', 'y', 'hq', 'wq', 'co', 'uTable', 'bias', 'scratch', 'partBytes', 'rowsPerBlock'] as const;
 type BlockArgs = Record<(typeof ARG_KEYS)[number], number>;
 
+/**
+ * Bytes between the starts of `bytes`-long planes. Planes a multiple of 4 KiB apart alias in L1
+ * (the input transform writes and reads all 36 at once: 25x slower); 64 bytes more puts each in
+ * its own cache set.
+ */
+export const planeStride = (bytes: number) => Math.ceil(bytes / 4096) * 4096 + 64;
+
 /** Byte offsets in a part's scratch: the V and M tables, the strip, V's and M's planes. */
 function partLayout(a: BlockArgs) {
   const wp = TILE * a.tw + SPAN - TILE;
   const tiles = a.rowsPerBlock * a.tw;
-  // Planes a multiple of 4 KiB apart alias in L1 (the input transform writes and reads all 36
-  // at once: 25x slower); 64 bytes more puts each in its own cache set.
-  const stride = (bytes: number) => Math.ceil(bytes / 4096) * 4096 + 64;
-  const vStride = stride(tiles * a.ci * 4);
-  const mStride = stride(tiles * a.co * 4);
+  const vStride = planeStride(tiles * a.ci * 4);
+  const mStride = planeStride(tiles * a.co * 4);
   const tables = 0;
   const strip = 2 * POSITIONS * 4;
   const stripSlot = SPAN * wp * a.ci * 4;
@@ -100,7 +104,8 @@ function blocksPart(k: Kernels, memory: WasmMemory, a: BlockArgs): (part: number
         const slot = r - r0;
         const image = Math.floor(r / a.th);
         const stripAt = base + L.strip + slot * L.stripSlot;
-        copyStrip(f32, a, image, TILE * (r - image * a.th) - a.top, stripAt / 4, rowFloats);
+        const x = { at: a.x / 4 + image * a.h * a.w * a.ci, h: a.h, w: a.w, c: a.ci };
+        copyStrip(f32, x, TILE * (r - image * a.th) - a.top, SPAN, a.left, stripAt / 4, rowFloats);
         k.input(stripAt, 0, vTable, slot * a.tw * pixIn, a.tw, pixIn, 0);
       }
       const tiles = (r1 - r0) * a.tw;
@@ -115,24 +120,32 @@ function blocksPart(k: Kernels, memory: WasmMemory, a: BlockArgs): (part: number
   };
 }
 
+/** An NHWC image on the heap: its first float and its size. */
+export interface ImageAt {
+  at: number;
+  h: number;
+  w: number;
+  c: number;
+}
+
 /**
- * Input rows y0 .. y0 + 5 of image `image` into the strip at float `at`, each `rowFloats` wide:
- * column j holding x's column j - left, zero outside x.
+ * Rows y0 .. y0 + count - 1 of `image` into the strip at float `at`, each `rowFloats` wide:
+ * column j holding the image's column j - left, zero outside the image.
  */
-function copyStrip(f32: Float32Array, a: BlockArgs, image: number, y0: number, at: number, rowFloats: number): void {
-  const c = a.ci;
-  const x0 = Math.max(0, a.left);
-  const x1 = Math.min(rowFloats / c, a.w + a.left);
-  for (let i = 0; i < SPAN; i++) {
+export function copyStrip(f32: Float32Array, image: ImageAt, y0: number, count: number, left: number, at: number, rowFloats: number): void {
+  const { c } = image;
+  const x0 = Math.max(0, left);
+  const x1 = Math.min(rowFloats / c, image.w + left);
+  for (let i = 0; i < count; i++) {
     const o = at + i * rowFloats;
     const y = y0 + i;
-    if (y < 0 || y >= a.h || x1 <= x0) {
+    if (y < 0 || y >= image.h || x1 <= x0) {
       f32.fill(0, o, o + rowFloats);
       continue;
     }
     f32.fill(0, o, o + x0 * c);
     f32.fill(0, o + x1 * c, o + rowFloats);
-    const from = a.x / 4 + ((image * a.h + y) * a.w + (x0 - a.left)) * c;
+    const from = image.at + (y * image.w + (x0 - left)) * c;
     f32.copyWithin(o + x0 * c, from, from + (x1 - x0) * c);
   }
 }

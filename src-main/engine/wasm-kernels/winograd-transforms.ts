@@ -352,7 +352,7 @@ function transformRowsPart(fn: TransformFn, w: TransformRows): (part: number, pa
 }
 
 /** A transpose on a kernel-pool thread (the same module as getTranspose's). */
-function getTransposeOnMemory(memory: WasmMemory): TransposeFn | null {
+export function getTransposeOnMemory(memory: WasmMemory): TransposeFn | null {
   const e = exportsOnMemory(memory, 'winograd transpose', () => [{ ...transposeFunction(), name: 'main' }]);
   return e ? (e.main as unknown as TransposeFn) : null;
 }

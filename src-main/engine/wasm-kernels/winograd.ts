@@ -37,6 +37,8 @@ import {
 } from './winograd-transforms.js';
 import { runTableGemm } from './gemm.js';
 import { blocksPay, blocksPlan, winogradBlocks } from './winograd-blocks.js';
+import { gradBlocksPlan, winogradFilterGradBlocks } from './winograd-filter-grad-blocks.js';
+import { simdKernels } from './simd-kernels.js';
 import { keptFilterTransform } from './winograd-filter-cache.js';
 import { crop4d, heapOffset, type Info, padSpatial, type Scratch, type Shape4 } from './wasm-ops.js';
 
@@ -365,6 +367,7 @@ export function winogradFilterGrad(s: Scratch, x: Info, dy: Info, top: number, l
   winogradStats.filterGrad++;
   const ci = x.shape[3];
   const [n, ho, wo, co] = dy.shape as Shape4;
+  if (blocksPay(ci, co)) return filterGradByBlocks(s, x, dy, top, left);
   const t = tiling(n, ho, wo);
   const hq = 4 * t.th;
   const wq = 4 * t.tw;
@@ -394,5 +397,33 @@ export function winogradFilterGrad(s: Scratch, x: Info, dy: Info, top: number, l
   const duTable = addressTable(s, du);
   runTransformRows(s.backend, spec(transposeMatrix(G), { kind: 'table' }, imageGrid(3, plane, 1)), oneTile(duTable, byteAddress(s, dw), plane));
   for (const d of du) s.release(d);
+  return dw;
+}
+
+/** winogradFilterGrad block by block of tiles (winograd-filter-grad-blocks.ts). */
+function filterGradByBlocks(s: Scratch, x: Info, dy: Info, top: number, left: number): Info {
+  winogradStats.blocks++;
+  const [n, h, w, ci] = x.shape as Shape4;
+  const [, ho, wo, co] = dy.shape as Shape4;
+  const simd = simdKernels(s.backend);
+  if (!simd) throw new Error('wasm-kernels: the Winograd filter gradient needs wasm SIMD');
+  const t = tiling(n, ho, wo);
+  const shape = { n, h, w, ci, ho, wo, co, th: t.th, tw: t.tw };
+  const plan = gradBlocksPlan(s.backend, shape);
+  // 16 floats more, to start on a cache line.
+  const scratch = s.alloc([(plan.parts * plan.partBytes) / 4 + 16]);
+  const partBytes = POSITIONS * plan.duStride;
+  const duInfo = s.alloc([(plan.parts * partBytes) / 4 + 16]);
+  const line = (info: Info) => Math.ceil(byteAddress(s, info) / 64) * 64;
+  const du = line(duInfo);
+  const call = { x: byteAddress(s, x), dy: byteAddress(s, dy), shape, top, left, du, scratch: line(scratch) };
+  winogradFilterGradBlocks(s.backend, call, plan);
+  s.release(scratch);
+  for (let part = 1; part < plan.parts; part++) simd.addInto(du, du + part * partBytes, partBytes);
+  const dw = s.alloc([3, 3, ci, co]);
+  const plane = ci * co * 4;
+  const duTable = byteAddressTable(s, Array.from({ length: POSITIONS }, (_, p) => du + p * plan.duStride));
+  runTransformRows(s.backend, spec(transposeMatrix(G), { kind: 'table' }, imageGrid(3, plane, 1)), oneTile(duTable, byteAddress(s, dw), plane));
+  s.release(duInfo);
   return dw;
 }
