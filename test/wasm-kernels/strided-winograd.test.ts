@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { winogradStats } from '../../src-main/engine/wasm-kernels/winograd.js';
-import { assertMatchesCpu, type ConvCase, explicitPad, randomArray, rng, sizeOf, useWasmWithWinogradForced } from './helpers.js';
+import { winogradBlockOptions } from '../../src-main/engine/wasm-kernels/winograd-blocks.js';
+import { assertMatchesCpu, type ConvCase, explicitPad, randomArray, rng, runOn, sizeOf, useWasmWithWinogradForced } from './helpers.js';
 
 const CASES: Record<3 | 7, ConvCase[]> = {
   3: [
@@ -20,6 +21,7 @@ const CASES: Record<3 | 7, ConvCase[]> = {
     { n: 3, h: 9, w: 14, ci: 12, co: 8, pad: explicitPad(2, 0, 0, 2) },
     { n: 1, h: 34, w: 34, ci: 64, co: 128, pad: 'valid' }, // ResNet-18's layer 2 at 128 px, after its pad
     { n: 2, h: 11, w: 8, ci: 20, co: 4, pad: 'same' },
+    { n: 2, h: 9, w: 10, ci: 8, co: 132, pad: 'same' }, // over 128 channels: the chunked form, not blocks
   ],
   7: [
     { n: 2, h: 20, w: 23, ci: 3, co: 8, pad: 'same' },
@@ -29,6 +31,7 @@ const CASES: Record<3 | 7, ConvCase[]> = {
     { n: 3, h: 9, w: 12, ci: 1, co: 4, pad: explicitPad(3, 3, 3, 3) },
     { n: 1, h: 38, w: 38, ci: 3, co: 64, pad: explicitPad(3, 3, 3, 3) }, // ResNet's stem, small
     { n: 2, h: 11, w: 8, ci: 5, co: 20, pad: 'same' },
+    { n: 1, h: 15, w: 14, ci: 3, co: 132, pad: explicitPad(3, 3, 3, 3) }, // the chunked form, side by side
   ],
 };
 
@@ -71,6 +74,31 @@ for (const taps of [3, 7] as const) {
     assert.equal(n, 2 * CASES[taps].length);
   });
 }
+
+test('block by block (up to 128 channels of products) gives bitwise what the chunked form gives, phases in place and side by side', () => {
+  let blocks = 0;
+  let chunks = 0;
+  for (const taps of [3, 7] as const) {
+    CASES[taps].forEach((c, i) => {
+      const conv = stridedConv(c, taps, 300 + i, { bias: true, activation: 'relu' });
+      const start = winogradStats.blocks;
+      const byBlocks = runOn('wasm', conv).values;
+      if (winogradStats.blocks > start) blocks++;
+      else chunks++;
+      winogradBlockOptions.enabled = false;
+      let chunked: Float32Array;
+      try {
+        chunked = runOn('wasm', conv).values;
+      } finally {
+        winogradBlockOptions.enabled = true;
+      }
+      const differs = byBlocks.findIndex((v, j) => !Object.is(v, chunked[j]));
+      assert.equal(differs, -1, `${taps}x${taps} ${JSON.stringify(c)}: element ${differs} ${byBlocks[differs]} vs ${chunked[differs]}`);
+    });
+  }
+  // All but the two with over 128 output channels.
+  assert.deepEqual({ blocks, chunks }, { blocks: CASES[3].length + CASES[7].length - 2, chunks: 2 });
+});
 
 test('stay on XNNPACK: 3x3 with 3 input or 6 output channels, dilation 2, 7x7 with stride 1 or dilation 2', () => {
   const n = calls(() => {

@@ -9,7 +9,11 @@
  * activation another: on the wasm backend those passes were 5% of a ResNet-18 forward pass at
  * 128 px and 27% of a MobileNetV2-0.35 one (relu6 is two kernels there, Relu then ClipByValue).
  * MobileNet's ZeroPadding2D layers, which pad exactly as the next convolution's `same` would,
- * become that padding (one more pass each).
+ * become that padding (one more pass each). ResNet's pad by half the kernel on every side, as
+ * PyTorch does, which `same` does not at stride 2 (it pads the bottom and right only); a folded
+ * convolution's kernel takes them as explicit padding instead, and the max pool's (after a relu, so
+ * its zeros are never the maximum of a window with real values) as the pool's. The layer config
+ * says `same`, whose output size is the same (see `isHalfPadding`), for the symbolic shapes.
  *
  * The folded body is a new LayersModel built from the body's Keras topology (so it has only stock
  * layers: it is not the model that trains or exports), its weights computed from the body's as they
@@ -47,7 +51,7 @@ export interface FoldedBody {
   model: tf.LayersModel;
   /** The convolutions that took a BatchNorm. */
   folds: number;
-  /** The ZeroPadding2D layers that their convolution's `same` padding replaced. */
+  /** The ZeroPadding2D layers that the padding of the convolution or pool after them replaced. */
   pads: number;
   /** Frees the folded model's weights (the body's own are untouched). */
   dispose(): void;
@@ -87,13 +91,33 @@ function isSamePadding(pad: LayerJson, conv: LayerJson, inputShape: tf.Shape): b
   return JSON.stringify(same) === JSON.stringify(padding);
 }
 
+/** [[top, bottom], [left, right]]: a ZeroPadding2D's padding, as its config holds it. */
+type Pads = [[number, number], [number, number]];
+
+/** The same pixels of zeros on every side, of a layer whose ZeroPadding2D it absorbed. */
+
+/**
+ * Whether `pad` pads by half the kernel of `layer` (a convolution or pool, `valid`) on every side,
+ * (k - 1) / 2 for an odd k: then the output has ceil(size / stride) pixels for any input size, as
+ * with `same` (floor((size - 1) / s) + 1 = ceil(size / s)), though `same` pads differently.
+ */
+function isHalfPadding(pad: LayerJson, layer: LayerJson): boolean {
+  const padding = pad.config.padding as Pads;
+  const kernel = (layer.config.kernel_size ?? layer.config.pool_size) as number[];
+  const dilation = [layer.config.dilation_rate ?? 1].flat() as number[];
+  if (layer.config.padding !== 'valid' || pad.config.data_format !== 'channels_last' || dilation.some((d) => d !== 1)) return false;
+  // One number for all four sides: what tf.fused.depthwiseConv2d takes (it has no explicit form).
+  return padding.flat().every((p) => p === padding[0][0]) && padding.every(([before], axis) => 2 * before === kernel[axis] - 1);
+}
+
 /**
  * The folds in `model` (the body's topology): a channels-last convolution without activation whose
  * only consumer is a channels-last BatchNorm, plus the relu / relu6 that is the BatchNorm's only
  * consumer, if any; and a ZeroPadding2D whose only consumer is a convolution that can pad the same
- * by itself. Rewrites the topology in place (those layers removed, their consumers rewired).
+ * by itself (`same`; or explicitly, when it takes a BatchNorm and so runs our fused call), or a max
+ * pool after a relu. Rewrites the topology in place (those layers removed, their consumers rewired).
  */
-function planFolds(model: ModelJson, body: tf.LayersModel): { folds: Fold[]; pads: number } {
+function planFolds(model: ModelJson, body: tf.LayersModel): { folds: Fold[]; pads: number; explicitPads: Map<string, number> } {
   const { layers } = model.config;
   const refsTo = (name: string) => [
     ...layers.flatMap((l) => l.inbound_nodes.flat().filter((r) => r[0] === name).map(() => l)),
@@ -105,15 +129,6 @@ function planFolds(model: ModelJson, body: tf.LayersModel): { folds: Fold[]; pad
   };
   const folds: Fold[] = [];
   const replaced = new Map<string, InboundRef>();
-  for (const pad of layers) {
-    if (pad.class_name !== 'ZeroPadding2D' || pad.inbound_nodes.length !== 1) continue;
-    const conv = onlyConsumer(pad.name);
-    if (!conv || !CONVS.has(conv.class_name) || conv.inbound_nodes.length !== 1) continue;
-    if (!isSamePadding(pad, conv, (body.getLayer(pad.name).input as tf.SymbolicTensor).shape)) continue;
-    replaced.set(pad.name, pad.inbound_nodes[0][0]);
-    conv.config.padding = 'same';
-  }
-  const pads = replaced.size;
   for (const conv of layers) {
     if (!CONVS.has(conv.class_name) || conv.config.data_format !== 'channels_last' || conv.config.activation !== 'linear') continue;
     if (conv.inbound_nodes.length !== 1) continue;
@@ -135,6 +150,29 @@ function planFolds(model: ModelJson, body: tf.LayersModel): { folds: Fold[]; pad
     conv.config.use_bias = true;
     conv.config.activation = activation;
   }
+  // Pads, once the folds are known (explicit padding needs a folded convolution's call).
+  const folded = new Set(folds.map((f) => f.conv));
+  const explicitPads = new Map<string, number>();
+  let pads = 0;
+  const layerNamed = new Map(layers.map((l) => [l.name, l]));
+  for (const pad of layers) {
+    if (pad.class_name !== 'ZeroPadding2D' || pad.inbound_nodes.length !== 1) continue;
+    const next = onlyConsumer(pad.name);
+    if (!next || next.inbound_nodes.length !== 1 || next.config.data_format !== 'channels_last') continue;
+    const source = layerNamed.get(pad.inbound_nodes[0][0][0]);
+    const nonNegative = source !== undefined && (activationOf(source) !== undefined || ['relu', 'relu6'].includes(source.config.activation as string));
+    if (CONVS.has(next.class_name) && isSamePadding(pad, next, (body.getLayer(pad.name).input as tf.SymbolicTensor).shape)) {
+      next.config.padding = 'same';
+    } else if ((CONVS.has(next.class_name) && folded.has(next.name)) || (next.class_name === 'MaxPooling2D' && nonNegative)) {
+      if (!isHalfPadding(pad, next)) continue;
+      explicitPads.set(next.name, (pad.config.padding as Pads)[0][0]);
+      next.config.padding = 'same';
+    } else {
+      continue;
+    }
+    replaced.set(pad.name, pad.inbound_nodes[0][0]);
+    pads++;
+  }
   // A removed pad's input may itself be a removed activation: follow the chain to a kept layer.
   const rewire = (r: InboundRef): InboundRef => {
     let to = replaced.get(r[0]);
@@ -152,7 +190,7 @@ function planFolds(model: ModelJson, body: tf.LayersModel): { folds: Fold[]; pad
   for (const l of model.config.layers) {
     for (const key of Object.keys(l.config)) if (key.endsWith('_initializer')) l.config[key] = { class_name: 'Zeros', config: {} };
   }
-  return { folds, pads };
+  return { folds, pads, explicitPads };
 }
 
 /** The named weight of a layer (`gamma`, `moving_mean`, ...) as float32 values, or undefined. */
@@ -195,28 +233,42 @@ interface ConvInternals {
  * tfjs-layers fuses only relu into Conv2D's kernel, and nothing into DepthwiseConv2D's (bias and
  * activation are separate passes there): compute the folded layer as one fused kernel.
  */
-function useFusedCall(layer: tf.layers.Layer, activation: FusedActivation): void {
+function useFusedCall(layer: tf.layers.Layer, activation: FusedActivation, pixels?: number): void {
   const c = layer as unknown as ConvInternals;
+  const pad = pixels ?? c.padding;
   const dilations = (typeof c.dilationRate === 'number' ? [c.dilationRate, c.dilationRate] : c.dilationRate) as [number, number];
   layer.call = (inputs) =>
     tf.tidy(() => {
       const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D;
-      const common = { x, strides: c.strides, pad: c.padding, dataFormat: 'NHWC' as const, dilations, bias: c.bias.read(), activation };
+      const common = { x, strides: c.strides, pad, dataFormat: 'NHWC' as const, dilations, bias: c.bias.read(), activation };
       return c.depthwiseKernel
         ? tf.fused.depthwiseConv2d({ ...common, filter: c.depthwiseKernel.read() as tf.Tensor4D })
         : tf.fused.conv2d({ ...common, filter: c.kernel!.read() as tf.Tensor4D });
     });
 }
 
+/** The fields of tfjs-layers' MaxPooling2D that its call reads (protected in its typings). */
+interface PoolInternals {
+  poolSize: [number, number];
+  strides: [number, number];
+}
+
+/** A max pool that pads `pixels` on every side by itself (its ZeroPadding2D removed). */
+function usePaddedPool(layer: tf.layers.Layer, pixels: number): void {
+  const p = layer as unknown as PoolInternals;
+  layer.call = (inputs) => tf.tidy(() => tf.maxPool((Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D, p.poolSize, p.strides, pixels));
+}
+
 /** The body with its BatchNorms folded (see the top of this file). */
 export async function foldBatchNorms(body: tf.LayersModel): Promise<FoldedBody> {
   const topology = body.toJSON(null, false) as unknown as ModelJson;
-  const { folds, pads } = planFolds(topology, body);
+  const { folds, pads, explicitPads } = planFolds(topology, body);
   const model = await tf.models.modelFromJSON({ modelTopology: topology as unknown as tf.io.ModelJSON['modelTopology'] } as Parameters<typeof tf.models.modelFromJSON>[0]);
   const owned = model.weights.map((w) => w);
   try {
     const foldOf = new Map(folds.map((f) => [f.conv, f]));
     for (const layer of model.layers) {
+      if (layer.getClassName() === 'MaxPooling2D' && explicitPads.has(layer.name)) usePaddedPool(layer, explicitPads.get(layer.name)!);
       if (layer.weights.length === 0) continue;
       const source = body.getLayer(layer.name);
       const fold = foldOf.get(layer.name);
@@ -227,7 +279,7 @@ export async function foldBatchNorms(body: tf.LayersModel): Promise<FoldedBody> 
       const weights = foldedWeights(source, body.getLayer(fold.bn));
       layer.setWeights(weights);
       tf.dispose(weights);
-      useFusedCall(layer, fold.activation);
+      useFusedCall(layer, fold.activation, explicitPads.get(layer.name));
     }
   } catch (err) {
     for (const w of owned) w.dispose();

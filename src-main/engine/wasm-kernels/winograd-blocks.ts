@@ -1,47 +1,48 @@
 /**
- * The forward Winograd F(4x4, 3x3) convolution (winograd.ts) block by block of tiles, each block
- * through all three steps on one thread: its rows of the image copied with their zero border into
- * a strip, the input transform into V, the 36 products into M, the output transform into y.
+ * Forward Winograd convolutions (winograd.ts' stride 1, strided-winograd.ts' stride 2) block by
+ * block of tiles, each block through every step on one thread: its rows of the image copied with
+ * their zero border into a strip, the input transforms into V, the products into M, the output
+ * transform into y.
  *
- * winograd.ts runs each step over a whole chunk of images (8 MB of V and M) before the next, one
- * pool task per step. Those buffers leave the 1 MB L2 between steps, and the transforms ran at
- * memory speed: 16x32x32x64 with 7 images per chunk, ~0.9 ms per input transform, against 0.2
- * with V in cache. Here a block's V and M (~32 tiles) stay in L2 from one step to the next, each
- * part reusing its own buffers, and there is no separate padding pass. It pays where a tile's
- * products are cheap against its transforms (few channels); with many channels the filter's
- * planes (36 x Ci x Co) would be read again for every block (see `blocksPay`).
+ * The chunked forms run each step over a whole chunk of images (8 MB of V and M) before the next,
+ * one pool task per step. Those buffers leave the 1 MB L2 between steps, and the transforms ran
+ * at memory speed: 16x32x32x64 with 7 images per chunk, ~0.9 ms per input transform, against 0.2
+ * with V in cache. Here a block's V and M (~64 tiles) stay in L2 from one step to the next, each
+ * part reusing its own buffers, and the padding costs no pass of its own. It pays where a tile's
+ * products are cheap against its transforms (few channels); with many channels the filter's planes
+ * would be read again for every block (see `blocksPay`).
+ *
+ * What differs between the forms (`BlockForm`): how many input rows a row of tiles reads, the
+ * input transforms that read its strip (one in place for stride 1; one per phase image, read in
+ * place, for stride 2; or one over the phases copied side by side), and the products, grouped by
+ * layout (strided-winograd.ts skips the zero products of its odd phases).
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { backendMemory, type WasmMemory } from './backend-module.js';
-import { type Gemm, gemmOnBackend, gemmOnMemory } from './gemm.js';
+import { type Gemm, type GemmLayout, gemmOnBackend, gemmOnMemory } from './gemm.js';
 import { poolParts, runParts } from './kernel-pool.js';
-import { AT, BT, getTransform, getTransformOnMemory, type TransformFn, type TransformSpec } from './winograd-transforms.js';
-import type { Activation } from './winograd-transforms.js';
+import { simdKernels, simdKernelsOnMemory, type SimdKernels } from './simd-kernels.js';
+import { getTransform, getTransformOnMemory, type TransformFn, type TransformSpec } from './winograd-transforms.js';
 
-const POSITIONS = 36;
+/** Outputs per tile side. */
 const TILE = 4;
-/** Input rows a tile reads. */
-const SPAN = 6;
 /** Tiles a block aims at: enough rows for the products, few enough for V and M to stay in L2. */
 const BLOCK_TILES = 64;
 
-/** Tests: `enabled = false` runs every forward convolution through winograd.ts's chunked form. */
+/** Tests: `enabled = false` runs every forward convolution through the chunked forms. */
 export const winogradBlockOptions = { enabled: true };
 
 /**
- * Whether a forward convolution of these channel counts runs block by block. Measured on ResNet-34
- * at 128 px, batch 16 (chunked -> blocks, ms per batch, 1 / 2 threads): its 64-channel layers
- * 49 -> 38 / 31 -> 22-24, 128-channel 46 -> 40 / 28 -> 23-25; 256 even (63 vs 65 / 36 vs 38);
- * 512 (16 tiles: 2 blocks, so 1 thread idle on 2) 31 vs 31 / 32 vs 18. (Blocks of 16 to 128
- * tiles were within noise of each other; 64 was the best on 1 thread.)
+ * Whether a forward convolution with these channel counts (of its products: 4C for the phases of
+ * a stride-2 one) runs block by block. Measured on ResNet-34 at 128 px, batch 16 (chunked ->
+ * blocks, ms per batch, 1 / 2 threads): its 64-channel layers 49 -> 38 / 31 -> 22-24, 128-channel
+ * 46 -> 40 / 28 -> 23-25; 256 even (63 vs 65 / 36 vs 38); 512 (16 tiles: 2 blocks, so 1 thread idle
+ * on 2) 31 vs 31 / 32 vs 18. (Blocks of 16 to 128 tiles were within noise of each other; 64 was
+ * the best on 1 thread.)
  */
 export function blocksPay(ci: number, co: number): boolean {
   return winogradBlockOptions.enabled && ci <= 128 && co <= 128;
 }
-
-/** The task's numeric arguments, in order (byte addresses and sizes). */
-const ARG_KEYS = ['x', 'n', 'h', 'w', 'ci', 'top', 'left', 'th', 'tw', 'y', 'hq', 'wq', 'co', 'uTable', 'bias', 'scratch', 'partBytes', 'rowsPerBlock'] as const;
-type BlockArgs = Record<(typeof ARG_KEYS)[number], number>;
 
 /**
  * Bytes between the starts of `bytes`-long planes. Planes a multiple of 4 KiB apart alias in L1
@@ -50,50 +51,97 @@ type BlockArgs = Record<(typeof ARG_KEYS)[number], number>;
  */
 export const planeStride = (bytes: number) => Math.ceil(bytes / 4096) * 4096 + 64;
 
-/** Byte offsets in a part's scratch: the V and M tables, the strip, V's and M's planes. */
-function partLayout(a: BlockArgs) {
-  const wp = TILE * a.tw + SPAN - TILE;
+/** One input transform of a row of tiles. */
+export interface BlockInput {
+  /** JSON of its TransformSpec (workers key their modules by it). */
+  spec: string;
+  /** Where it reads: bytes into the strip (or the side-by-side copy) of the row. */
+  src: number;
+  /** Where it writes: bytes into each tile's row of V, and how many. */
+  at: number;
+  chanBytes: number;
+}
+
+/** One group of products M[p] = V[p] x U[p], each operand starting at an offset into its plane. */
+export interface BlockProducts {
+  layout: GemmLayout;
+  positions: number[];
+  aOffset: number;
+  bOffset: number;
+}
+
+/** How a form turns a row of tiles into V, M and outputs (see the top of this file). */
+export interface BlockForm {
+  /** Transform-domain positions (tile side squared). */
+  positions: number;
+  /** Floats of V per tile. */
+  depth: number;
+  /** Input rows a row of tiles reads, and input rows from one row of tiles to the next. */
+  span: number;
+  rowStep: number;
+  /** The strip's width in input pixels (left edge at x's column -left). */
+  width: number;
+  /**
+   * Stride-2 phases copied side by side before the transform (RGB): the copy's rows (phase rows
+   * of `4 * c` channels, width / 2 pixels each). 0: the transforms read the strip in place.
+   */
+  sideBySideRows: number;
+  inputs: BlockInput[];
+  products: BlockProducts[];
+  /** JSON of the output transform's TransformSpec. */
+  output: string;
+}
+
+/** The task's numeric arguments, in order (byte addresses and sizes). */
+const ARG_KEYS = ['x', 'n', 'h', 'w', 'ci', 'top', 'left', 'th', 'tw', 'y', 'hq', 'wq', 'co', 'uTable', 'bias', 'scratch', 'partBytes', 'rowsPerBlock'] as const;
+type BlockArgs = Record<(typeof ARG_KEYS)[number], number>;
+
+/** Byte offsets in a part's scratch: the V and M tables, the strips, V's and M's planes. */
+function partLayout(form: BlockForm, a: Pick<BlockArgs, 'ci' | 'co' | 'tw' | 'rowsPerBlock'>) {
   const tiles = a.rowsPerBlock * a.tw;
-  const vStride = planeStride(tiles * a.ci * 4);
+  const vStride = planeStride(tiles * form.depth * 4);
   const mStride = planeStride(tiles * a.co * 4);
-  const tables = 0;
-  const strip = 2 * POSITIONS * 4;
-  const stripSlot = SPAN * wp * a.ci * 4;
-  const v = Math.ceil((strip + a.rowsPerBlock * stripSlot) / 64) * 64;
-  const m = v + POSITIONS * vStride;
-  return { wp, tiles, vStride, mStride, tables, strip, stripSlot, v, m, bytes: m + POSITIONS * mStride };
+  const strip = 2 * form.positions * 4;
+  const stripSlot = form.span * form.width * a.ci * 4;
+  // The side-by-side copy: phase rows of width / 2 pixels of 4C channels.
+  const phaseSlot = form.sideBySideRows * (form.width / 2) * 4 * a.ci * 4;
+  const phases = strip + a.rowsPerBlock * stripSlot;
+  const v = Math.ceil((phases + a.rowsPerBlock * phaseSlot) / 64) * 64;
+  const m = v + form.positions * vStride;
+  return { tiles, vStride, mStride, strip, stripSlot, phases, phaseSlot, v, m, bytes: m + form.positions * mStride };
 }
 
-function inputSpec(wp: number, ci: number): TransformSpec {
-  return { L: BT, input: { kind: 'image', rowBytes: wp * ci * 4, pixBytes: ci * 4, tile: TILE }, output: { kind: 'table' } };
-}
-
-function outputSpec(wq: number, co: number, bias: boolean, act: Activation): TransformSpec {
-  return { L: AT, input: { kind: 'table' }, output: { kind: 'image', rowBytes: wq * co * 4, pixBytes: co * 4, tile: TILE }, bias, act };
-}
+/** The stride-2 phases in channel order, (row, column) offsets (see strided-winograd.ts). */
+export const PHASES: readonly (readonly [number, number])[] = [
+  [0, 1],
+  [0, 0],
+  [1, 0],
+  [1, 1],
+];
 
 interface Kernels {
-  input: TransformFn;
+  inputs: TransformFn[];
   output: TransformFn;
-  gemm: Gemm;
+  gemms: Gemm[];
+  simd: SimdKernels | null;
 }
 
 /** Part `part` of `parts`: a contiguous range of blocks, through this part's own scratch. */
-function blocksPart(k: Kernels, memory: WasmMemory, a: BlockArgs): (part: number, parts: number) => void {
+function blocksPart(form: BlockForm, k: Kernels, memory: WasmMemory, a: BlockArgs): (part: number, parts: number) => void {
   return (part, parts) => {
     const f32 = new Float32Array(memory.buffer);
     const i32 = new Int32Array(memory.buffer);
-    const L = partLayout(a);
+    const L = partLayout(form, a);
     const base = a.scratch + part * a.partBytes;
-    const vTable = base + L.tables;
-    const mTable = vTable + POSITIONS * 4;
-    const vAt = Array.from({ length: POSITIONS }, (_, p) => base + L.v + p * L.vStride);
-    const mAt = Array.from({ length: POSITIONS }, (_, p) => base + L.m + p * L.mStride);
+    const vTable = base;
+    const mTable = base + form.positions * 4;
+    const vAt = Array.from({ length: form.positions }, (_, p) => base + L.v + p * L.vStride);
+    const mAt = Array.from({ length: form.positions }, (_, p) => base + L.m + p * L.mStride);
     i32.set(vAt, vTable / 4);
     i32.set(mAt, mTable / 4);
-    const uAt = Array.from(i32.subarray(a.uTable / 4, a.uTable / 4 + POSITIONS));
-    const [pixIn, pixOut] = [a.ci * 4, a.co * 4];
-    const rowFloats = L.wp * a.ci;
+    const uAt = Array.from(i32.subarray(a.uTable / 4, a.uTable / 4 + form.positions));
+    const pixOut = a.co * 4;
+    const rowFloats = form.width * a.ci;
     const rows = a.n * a.th;
     const blocks = Math.ceil(rows / a.rowsPerBlock);
     const b1 = Math.floor((blocks * (part + 1)) / parts);
@@ -105,15 +153,23 @@ function blocksPart(k: Kernels, memory: WasmMemory, a: BlockArgs): (part: number
         const image = Math.floor(r / a.th);
         const stripAt = base + L.strip + slot * L.stripSlot;
         const x = { at: a.x / 4 + image * a.h * a.w * a.ci, h: a.h, w: a.w, c: a.ci };
-        copyStrip(f32, x, TILE * (r - image * a.th) - a.top, SPAN, a.left, stripAt / 4, rowFloats);
-        k.input(stripAt, 0, vTable, slot * a.tw * pixIn, a.tw, pixIn, 0);
+        copyStrip(f32, x, form.rowStep * (r - image * a.th) - a.top, form.span, a.left, stripAt / 4, rowFloats);
+        let src = stripAt;
+        if (form.sideBySideRows > 0) {
+          src = base + L.phases + slot * L.phaseSlot;
+          phasesSideBySide(k.simd!, stripAt, src, form.sideBySideRows, form.width, a.ci);
+        }
+        const tileRow = slot * a.tw * form.depth * 4;
+        form.inputs.forEach((input, i) => k.inputs[i](src + input.src, 0, vTable, tileRow + input.at, a.tw, input.chanBytes, 0));
       }
       const tiles = (r1 - r0) * a.tw;
-      for (let p = 0; p < POSITIONS; p++) k.gemm(vAt[p], uAt[p], mAt[p], tiles, a.co);
+      form.products.forEach((group, g) => {
+        for (const p of group.positions) k.gemms[g](vAt[p] + group.aOffset, uAt[p] + group.bOffset, mAt[p], tiles, a.co);
+      });
       for (let r = r0; r < r1; r++) {
         const image = Math.floor(r / a.th);
         const ty = r - image * a.th;
-        const dst = a.y + ((image * a.hq + TILE * ty) * a.wq) * pixOut;
+        const dst = a.y + (image * a.hq + TILE * ty) * a.wq * pixOut;
         k.output(mTable, (r - r0) * a.tw * pixOut, dst, 0, a.tw, pixOut, a.bias);
       }
     }
@@ -150,72 +206,82 @@ export function copyStrip(f32: Float32Array, image: ImageAt, y0: number, count: 
   }
 }
 
-function kernelsOnMemory(memory: WasmMemory, a: BlockArgs, specs: [string, string]): Kernels {
-  const input = getTransformOnMemory(memory, specs[0]);
-  const output = getTransformOnMemory(memory, specs[1]);
-  const gemm = gemmOnMemory(memory, { k: a.ci, lda: a.ci, ldb: a.co, ldc: a.co });
-  if (!input || !output || !gemm) throw new Error('the Winograd block kernels could not be instantiated on this thread');
-  return { input, output, gemm };
+/**
+ * The phase images of `phaseRows` * 2 rows of `width` pixels side by side (byte addresses): phase
+ * row i, pixel j holding pixel (2i + ry, 2j + rx) for each phase in PHASES order, 4C channels.
+ */
+export function phasesSideBySide(simd: SimdKernels, strip: number, out: number, phaseRows: number, width: number, c: number): void {
+  const pix = c * 4;
+  const half = width / 2;
+  for (let i = 0; i < phaseRows; i++) {
+    PHASES.forEach(([ry, rx], slot) => {
+      simd.copyRuns(strip + ((2 * i + ry) * width + rx) * pix, 2 * pix, out + i * half * 4 * pix + slot * pix, 4 * pix, pix, half);
+    });
+  }
+}
+
+function kernelsOn(form: BlockForm, transform: (json: string) => TransformFn | null, gemm: (g: GemmLayout) => Gemm | null, simd: SimdKernels | null): Kernels {
+  const inputs = form.inputs.map((input) => transform(input.spec));
+  const output = transform(form.output);
+  const gemms = form.products.map((group) => gemm(group.layout));
+  if (inputs.some((f) => !f) || !output || gemms.some((g) => !g) || (form.sideBySideRows > 0 && !simd)) {
+    throw new Error('wasm-kernels: the Winograd block kernels need wasm SIMD');
+  }
+  return { inputs: inputs as TransformFn[], output, gemms: gemms as Gemm[], simd };
 }
 
 /** pool-tasks.ts' side of winogradBlocks. */
 export function winogradBlocksTask(memory: WasmMemory, args: readonly number[], text: string): (part: number, parts: number) => void {
   const a = Object.fromEntries(ARG_KEYS.map((key, i) => [key, args[i]])) as BlockArgs;
-  return blocksPart(kernelsOnMemory(memory, a, JSON.parse(text) as [string, string]), memory, a);
+  const form = JSON.parse(text) as BlockForm;
+  const k = kernelsOn(form, (json) => getTransformOnMemory(memory, json), (g) => gemmOnMemory(memory, g), simdKernelsOnMemory(memory));
+  return blocksPart(form, k, memory, a);
 }
 
-/** What winogradBlocks needs besides the heap: the caller allocates `scratchBytes(...)` for it. */
+/** A forward convolution for winogradBlocks: x [n, h, w, ci] into y [n, 4 th, 4 tw, co]. */
 export interface BlocksCall {
-  /** x [n, h, w, ci] and y [n, hq, wq, co] (hq = 4 th, wq = 4 tw), byte addresses. */
+  /** Byte addresses. */
   x: number;
   y: number;
   shape: { n: number; h: number; w: number; ci: number; co: number; th: number; tw: number };
   top: number;
   left: number;
-  /** The i32 table of U's 36 plane addresses. */
+  /** The i32 table of U's plane addresses, one per position. */
   uTable: number;
   /** Byte address of the bias, 0 for none. */
   bias: number;
-  act: Activation;
 }
 
-/** Parts and per-part scratch bytes for a call of this shape. */
-export function blocksPlan(backend: BackendWasm, shape: BlocksCall['shape']): { parts: number; partBytes: number; rowsPerBlock: number } {
+/** Parts, per-part scratch bytes and rows of tiles per block for a call of this form and shape. */
+export function blocksPlan(backend: BackendWasm, form: BlockForm, shape: BlocksCall['shape']): { parts: number; partBytes: number; rowsPerBlock: number } {
   const rowsPerBlock = Math.max(1, Math.min(shape.n * shape.th, Math.floor(BLOCK_TILES / shape.tw)));
-  const a = { ...shape, rowsPerBlock } as unknown as BlockArgs;
-  const partBytes = Math.ceil(partLayout(a).bytes / 64) * 64;
+  const partBytes = Math.ceil(partLayout(form, { ...shape, rowsPerBlock }).bytes / 64) * 64;
   const blocks = Math.ceil((shape.n * shape.th) / rowsPerBlock);
   // ~55 GFLOP/s of products on one thread.
-  const micros = (2 * POSITIONS * shape.n * shape.th * shape.tw * shape.ci * shape.co) / 55e3;
-  return { parts: poolParts(backend, micros, blocks, 2), partBytes, rowsPerBlock };
+  const flops = form.products.reduce((sum, g) => sum + 2 * g.positions.length * g.layout.k, 0) * shape.n * shape.th * shape.tw * shape.co;
+  return { parts: poolParts(backend, flops / 55e3, blocks, 2), partBytes, rowsPerBlock };
 }
 
 /** Runs the convolution into y, split over the kernel pool's threads; `scratch` holds parts x partBytes. */
-export function winogradBlocks(backend: BackendWasm, call: BlocksCall, plan: ReturnType<typeof blocksPlan>, scratch: number): void {
+export function winogradBlocks(backend: BackendWasm, form: BlockForm, call: BlocksCall, plan: ReturnType<typeof blocksPlan>, scratch: number): void {
   const { shape } = call;
-  const wp = TILE * shape.tw + SPAN - TILE;
-  const wq = TILE * shape.tw;
-  const specs = [inputSpec(wp, shape.ci), outputSpec(wq, shape.co, call.bias !== 0, call.act)];
-  const texts = specs.map((spec) => JSON.stringify(spec)) as [string, string];
-  const input = getTransform(backend, specs[0], texts[0]);
-  const output = getTransform(backend, specs[1], texts[1]);
-  const gemm = gemmOnBackend(backend, { k: shape.ci, lda: shape.ci, ldb: shape.co, ldc: shape.co });
   const memory = backendMemory(backend);
-  if (!input || !output || !gemm || !memory) throw new Error('wasm-kernels: the Winograd blocks need wasm SIMD');
+  if (!memory) throw new Error('wasm-kernels: the Winograd blocks need the wasm heap');
+  const k = kernelsOn(form, (json) => getTransform(backend, JSON.parse(json) as TransformSpec, json), (g) => gemmOnBackend(backend, g), simdKernels(backend));
   const a: BlockArgs = {
-    x: call.x,
     ...shape,
+    x: call.x,
     top: call.top,
     left: call.left,
     y: call.y,
     hq: TILE * shape.th,
-    wq,
+    wq: TILE * shape.tw,
     uTable: call.uTable,
     bias: call.bias,
     scratch,
     partBytes: plan.partBytes,
     rowsPerBlock: plan.rowsPerBlock,
   };
-  const run = blocksPart({ input, output, gemm }, memory, a);
-  runParts(backend, { name: 'winogradBlocks', args: ARG_KEYS.map((key) => a[key]), text: JSON.stringify(texts) }, plan.parts, (part) => run(part, plan.parts));
+  const run = blocksPart(form, k, memory, a);
+  runParts(backend, { name: 'winogradBlocks', args: ARG_KEYS.map((key) => a[key]), text: JSON.stringify(form) }, plan.parts, (part) => run(part, plan.parts));
 }

@@ -36,7 +36,7 @@ import {
   transposeMatrix,
 } from './winograd-transforms.js';
 import { runTableGemm } from './gemm.js';
-import { blocksPay, blocksPlan, winogradBlocks } from './winograd-blocks.js';
+import { type BlockForm, blocksPay, blocksPlan, winogradBlocks } from './winograd-blocks.js';
 import { gradBlocksPlan, winogradFilterGradBlocks } from './winograd-filter-grad-blocks.js';
 import { simdKernels } from './simd-kernels.js';
 import { keptFilterTransform } from './winograd-filter-cache.js';
@@ -331,6 +331,24 @@ function winogradProducts(
   return crop4d(s, y, 0, 0, outH, outW);
 }
 
+/** F(4x4, 3x3) for winograd-blocks.ts: 6 input rows per row of tiles, one input transform in place. */
+function blockForm(ci: number, co: number, tw: number, epilogue: Epilogue): BlockForm {
+  const width = TILE * tw + 6 - TILE;
+  const input = spec(BT, imageGrid(width, ci * 4, TILE), { kind: 'table' });
+  const output = spec(AT, { kind: 'table' }, imageGrid(TILE * tw, co * 4, TILE), epilogue.bias !== undefined, epilogue.act);
+  return {
+    positions: POSITIONS,
+    depth: ci,
+    span: 6,
+    rowStep: TILE,
+    width,
+    sideBySideRows: 0,
+    inputs: [{ spec: JSON.stringify(input), src: 0, at: 0, chanBytes: ci * 4 }],
+    products: [{ layout: { k: ci, lda: ci, ldb: co, ldc: co }, positions: [...Array(POSITIONS).keys()], aOffset: 0, bOffset: 0 }],
+    output: JSON.stringify(output),
+  };
+}
+
 /** winogradProducts block by block of tiles (winograd-blocks.ts). */
 function winogradByBlocks(s: Scratch, x: Info, filter: FilterTransform, top: number, left: number, outH: number, outW: number, epilogue: Epilogue): Info {
   winogradStats.forward++;
@@ -339,24 +357,20 @@ function winogradByBlocks(s: Scratch, x: Info, filter: FilterTransform, top: num
   const { u, co, owned } = filter;
   const t = tiling(n, outH, outW);
   const shape = { n, h, w, ci, co, th: t.th, tw: t.tw };
-  const plan = blocksPlan(s.backend, shape);
-  // 16 floats more, to start the parts' scratch on a cache line.
-  const scratch = s.alloc([(plan.parts * plan.partBytes) / 4 + 16]);
   const y = s.alloc([n, TILE * t.th, TILE * t.tw, co]);
-  const call = {
-    x: byteAddress(s, x),
-    y: byteAddress(s, y),
-    shape,
-    top,
-    left,
-    uTable: planeTable(s, u),
-    bias: epilogue.bias ? byteAddress(s, epilogue.bias) : 0,
-    act: epilogue.act,
-  };
-  winogradBlocks(s.backend, call, plan, Math.ceil(byteAddress(s, scratch) / 64) * 64);
-  s.release(scratch);
+  const call = { x: byteAddress(s, x), y: byteAddress(s, y), shape, top, left, uTable: planeTable(s, u), bias: epilogue.bias ? byteAddress(s, epilogue.bias) : 0 };
+  runBlocks(s, blockForm(ci, co, t.tw, epilogue), call);
   if (owned) s.release(u);
   return crop4d(s, y, 0, 0, outH, outW);
+}
+
+/** Runs winogradBlocks with its scratch memory. */
+export function runBlocks(s: Scratch, form: BlockForm, call: Parameters<typeof winogradBlocks>[2]): void {
+  const plan = blocksPlan(s.backend, form, call.shape);
+  // 16 floats more, to start the parts' scratch on a cache line.
+  const scratch = s.alloc([(plan.parts * plan.partBytes) / 4 + 16]);
+  winogradBlocks(s.backend, form, call, plan, Math.ceil(byteAddress(s, scratch) / 64) * 64);
+  s.release(scratch);
 }
 
 /**
