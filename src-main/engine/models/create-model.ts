@@ -23,6 +23,7 @@ import { readSafetensors } from './safetensors.js';
 import { useLazyConvGradients } from './lazy-conv-gradients.js';
 import { useFastBatchNormTraining } from './training-batch-norm.js';
 import { useRelu6Training } from './training-relu6.js';
+import { usePaddedPoolsWhileTraining } from './training-padding.js';
 import { leafLayers, loadStateDict } from './torch-state-dict.js';
 import { resolveLocalWeights, resolveWeights, type ResolvedWeights, type WeightStoreOptions } from './weight-store.js';
 
@@ -159,8 +160,9 @@ export async function createModel(o: CreateModelOptions): Promise<FinetuneModel>
     throw new Error(`${entry.arch} body outputs ${numFeatures} channels, the catalogue expects ${entry.numFeatures}: the weights file is a different model`);
   }
   const head = createFastaiHead({ ...o.head, numFeatures, numClasses: o.numClasses });
-  // Training-time forms of three layer types (same maths, cheaper passes; see each module).
+  // Training-time forms of four layer types (same maths, cheaper passes; see each module).
   useLazyConvGradients(leafLayers(body));
+  usePaddedPoolsWhileTraining(leafLayers(body));
   useFastBatchNormTraining([...leafLayers(body), ...leafLayers(head)]);
   useRelu6Training(leafLayers(body));
   const side = entry.family === 'resnet' ? null : inputSize;

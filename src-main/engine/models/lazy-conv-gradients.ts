@@ -16,6 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { overrideTrainingCall } from './training-call.js';
+import { absorbPaddingWhileTraining } from './training-padding.js';
 
 /** The fields of tfjs-layers' Conv2D that `call` reads (protected in its typings). */
 interface Conv2DInternals {
@@ -25,14 +26,16 @@ interface Conv2DInternals {
   padding: string;
   dataFormat: string;
   dilationRate: number[];
+  kernelSize: number[];
   activation: { apply(x: tf.Tensor): tf.Tensor; getClassName(): string };
 }
 
-function trainingCall(layer: Conv2DInternals, x: tf.Tensor4D): tf.Tensor {
+/** `pad`: pixels on every side, of the ZeroPadding2D before it (see training-padding.ts), else its own. */
+function trainingCall(layer: Conv2DInternals, x: tf.Tensor4D, pad?: number): tf.Tensor {
   return tf.tidy(() => {
     const strides = layer.strides as [number, number];
     const dilations = layer.dilationRate as [number, number];
-    let y: tf.Tensor = tf.conv2d(x, layer.kernel.read() as tf.Tensor4D, strides, layer.padding as 'same' | 'valid', 'NHWC', dilations);
+    let y: tf.Tensor = tf.conv2d(x, layer.kernel.read() as tf.Tensor4D, strides, pad ?? (layer.padding as 'same' | 'valid'), 'NHWC', dilations);
     if (layer.bias) y = tf.add(y, layer.bias.read());
     return layer.activation.getClassName() === 'linear' ? y : layer.activation.apply(y);
   });
@@ -45,7 +48,9 @@ export function useLazyConvGradients(layers: Iterable<tf.layers.Layer>): number 
     if (layer.getClassName() !== 'Conv2D') continue;
     const conv = layer as unknown as Conv2DInternals & tf.layers.Layer;
     if (conv.dataFormat !== 'channelsLast' || !['same', 'valid'].includes(conv.padding)) continue;
-    overrideTrainingCall(layer, (x) => trainingCall(conv, x as tf.Tensor4D));
+    const undilated = conv.dilationRate.every((d) => d === 1);
+    const pad = conv.padding === 'valid' && undilated ? absorbPaddingWhileTraining(layer, conv.kernelSize) : undefined;
+    overrideTrainingCall(layer, (x) => trainingCall(conv, x as tf.Tensor4D, pad));
     patched++;
   }
   return patched;
