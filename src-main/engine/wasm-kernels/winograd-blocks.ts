@@ -142,18 +142,12 @@ function blocksPart(form: BlockForm, k: Kernels, memory: WasmMemory, a: BlockArg
     const uAt = Array.from(i32.subarray(a.uTable / 4, a.uTable / 4 + form.positions));
     const pixOut = a.co * 4;
     const rowFloats = form.width * a.ci;
-    const rows = a.n * a.th;
-    const blocks = Math.ceil(rows / a.rowsPerBlock);
-    const b1 = Math.floor((blocks * (part + 1)) / parts);
-    for (let blk = Math.floor((blocks * part) / parts); blk < b1; blk++) {
-      const r0 = blk * a.rowsPerBlock;
-      const r1 = Math.min(rows, r0 + a.rowsPerBlock);
+    for (const [r0, r1] of partBlocks(a.n * a.th, a.rowsPerBlock, part, parts)) {
       for (let r = r0; r < r1; r++) {
         const slot = r - r0;
         const image = Math.floor(r / a.th);
         const stripAt = base + L.strip + slot * L.stripSlot;
-        const x = { at: a.x / 4 + image * a.h * a.w * a.ci, h: a.h, w: a.w, c: a.ci };
-        copyStrip(f32, x, form.rowStep * (r - image * a.th) - a.top, form.span, a.left, stripAt / 4, rowFloats);
+        copyStrip(f32, imageAt(a.x, image, a), form.rowStep * (r - image * a.th) - a.top, form.span, a.left, stripAt / 4, rowFloats);
         let src = stripAt;
         if (form.sideBySideRows > 0) {
           src = base + L.phases + slot * L.phaseSlot;
@@ -182,6 +176,21 @@ export interface ImageAt {
   h: number;
   w: number;
   c: number;
+}
+
+/** Image `image` of the [n, h, w, ci] batch at byte address `batch`. */
+export const imageAt = (batch: number, image: number, a: { h: number; w: number; ci: number }): ImageAt => ({
+  at: batch / 4 + image * a.h * a.w * a.ci,
+  h: a.h,
+  w: a.w,
+  c: a.ci,
+});
+
+/** Part `part` of `parts`' blocks of rows of tiles: [first row, end row) for each. */
+export function* partBlocks(rows: number, rowsPerBlock: number, part: number, parts: number): Generator<[number, number]> {
+  const blocks = Math.ceil(rows / rowsPerBlock);
+  const end = Math.floor((blocks * (part + 1)) / parts);
+  for (let blk = Math.floor((blocks * part) / parts); blk < end; blk++) yield [blk * rowsPerBlock, Math.min(rows, (blk + 1) * rowsPerBlock)];
 }
 
 /**

@@ -10,7 +10,8 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { backendMemory, type WasmMemory } from './backend-module.js';
 import { type Gemm, type GemmLayout, gemmOnBackend, gemmOnMemory } from './gemm.js';
 import { poolParts, runParts } from './kernel-pool.js';
-import { copyStrip, planeStride } from './winograd-blocks.js';
+import { copyStrip, imageAt, partBlocks, planeStride } from './winograd-blocks.js';
+import type { DirectGeometry } from './strided-filter-grad.js';
 import { AT, BT, getTransform, getTransformOnMemory, getTranspose, getTransposeOnMemory, type TransformFn, type TransformSpec, type TransposeFn, transposeMatrix } from './winograd-transforms.js';
 
 const POSITIONS = 36;
@@ -75,23 +76,16 @@ function gradPart(k: Kernels, memory: WasmMemory, a: GradArgs): (part: number, p
     i32.set(mAt, mTable / 4);
     f32.fill(0, duAt[0] / 4, (duAt[0] + POSITIONS * a.duStride) / 4);
     const [pixIn, pixOut] = [a.ci * 4, a.co * 4];
-    const rows = a.n * a.th;
-    const blocks = Math.ceil(rows / a.rowsPerBlock);
-    const b1 = Math.floor((blocks * (part + 1)) / parts);
-    for (let blk = Math.floor((blocks * part) / parts); blk < b1; blk++) {
-      const r0 = blk * a.rowsPerBlock;
-      const r1 = Math.min(rows, r0 + a.rowsPerBlock);
+    for (const [r0, r1] of partBlocks(a.n * a.th, a.rowsPerBlock, part, parts)) {
       for (let r = r0; r < r1; r++) {
         const slot = r - r0;
         const image = Math.floor(r / a.th);
         const ty = r - image * a.th;
         const xAt = base + L.xStrip + slot * L.xSlot;
-        const x = { at: a.x / 4 + image * a.h * a.w * a.ci, h: a.h, w: a.w, c: a.ci };
-        copyStrip(f32, x, TILE * ty - a.top, SPAN, a.left, xAt / 4, L.wp * a.ci);
+        copyStrip(f32, imageAt(a.x, image, a), TILE * ty - a.top, SPAN, a.left, xAt / 4, L.wp * a.ci);
         k.input(xAt, 0, vTable, slot * a.tw * pixIn, a.tw, pixIn, 0);
         const dyAt = base + L.dyStrip + slot * L.dySlot;
-        const dy = { at: a.dy / 4 + image * a.ho * a.wo * a.co, h: a.ho, w: a.wo, c: a.co };
-        copyStrip(f32, dy, TILE * ty, TILE, 0, dyAt / 4, L.wq * a.co);
+        copyStrip(f32, imageAt(a.dy, image, { h: a.ho, w: a.wo, ci: a.co }), TILE * ty, TILE, 0, dyAt / 4, L.wq * a.co);
         k.grad(dyAt, 0, mTable, slot * a.tw * pixOut, a.tw, pixOut, 0);
       }
       // A short last block: zero tiles past its end, so that the products' fixed reduction adds nothing.
@@ -126,17 +120,8 @@ export function winogradFilterGradBlocksTask(memory: WasmMemory, args: readonly 
   return gradPart(kernelsOnMemory(memory, a, a.rowsPerBlock), memory, a);
 }
 
-export interface GradShape {
-  n: number;
-  h: number;
-  w: number;
-  ci: number;
-  ho: number;
-  wo: number;
-  co: number;
-  th: number;
-  tw: number;
-}
+/** x [n, h, w, ci], dy [n, ho, wo, co], and dy's rows and columns of 4x4 tiles. */
+export type GradShape = Pick<DirectGeometry, 'n' | 'h' | 'w' | 'ci' | 'ho' | 'wo' | 'co'> & { th: number; tw: number };
 
 /** Parts, per-part scratch bytes and bytes between dU's planes, for a call of this shape. */
 export function gradBlocksPlan(backend: BackendWasm, shape: GradShape) {
