@@ -94,8 +94,6 @@ function isSamePadding(pad: LayerJson, conv: LayerJson, inputShape: tf.Shape): b
 /** [[top, bottom], [left, right]]: a ZeroPadding2D's padding, as its config holds it. */
 type Pads = [[number, number], [number, number]];
 
-/** The same pixels of zeros on every side, of a layer whose ZeroPadding2D it absorbed. */
-
 /**
  * Whether `pad` pads by half the kernel of `layer` (a convolution or pool, `valid`) on every side,
  * (k - 1) / 2 for an odd k: then the output has ceil(size / stride) pixels for any input size, as

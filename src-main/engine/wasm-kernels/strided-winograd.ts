@@ -21,7 +21,9 @@
  * The products run on our GEMM (gemm.ts) instead of XNNPACK's direct convolution.
  *
  * Phase images are read in place where C is a multiple of 4 (one input transform per phase);
- * otherwise (an RGB image) they are copied side by side first, 4C channels per pixel.
+ * otherwise (an RGB image) they are copied side by side first, 4C channels per pixel. Up to 128
+ * channels each thread runs the whole form block by block of tiles (winograd-blocks.ts), else each
+ * step runs over chunks of images.
  *
  * Rounding: like winograd.ts, ~1e-6..1e-5 of the output scale.
  */

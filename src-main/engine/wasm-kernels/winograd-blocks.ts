@@ -33,9 +33,9 @@ const BLOCK_TILES = 64;
 export const winogradBlockOptions = { enabled: true };
 
 /**
- * Whether a forward convolution with these channel counts (of its products: 4C for the phases of
- * a stride-2 one) runs block by block. Measured on ResNet-34 at 128 px, batch 16 (chunked ->
- * blocks, ms per batch, 1 / 2 threads): its 64-channel layers 49 -> 38 / 31 -> 22-24, 128-channel
+ * Whether a forward convolution with these input and output channel counts runs block by block
+ * (stride 2: see strided-winograd.ts). Measured for stride 1 on ResNet-34 at 128 px, batch 16
+ * (chunked -> blocks, ms per batch, 1 / 2 threads): its 64-channel layers 49 -> 38 / 31 -> 22-24, 128-channel
  * 46 -> 40 / 28 -> 23-25; 256 even (63 vs 65 / 36 vs 38); 512 (16 tiles: 2 blocks, so 1 thread idle
  * on 2) 31 vs 31 / 32 vs 18. (Blocks of 16 to 128 tiles were within noise of each other; 64 was
  * the best on 1 thread.)

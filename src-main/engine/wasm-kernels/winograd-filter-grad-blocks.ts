@@ -49,7 +49,8 @@ const gradSpec = (wq: number, co: number): TransformSpec => ({
   input: { kind: 'image', rowBytes: wq * co * 4, pixBytes: co * 4, tile: TILE },
   output: { kind: 'table' },
 });
-const productLayout = (ci: number, co: number, tiles: number): GemmLayout => ({ k: tiles, lda: tiles, ldb: co, ldc: co, accumulate: true });
+/** dU[p] += V[p]^T [ci, tiles] x dM[p] [tiles, co]. */
+const productLayout = (co: number, tiles: number): GemmLayout => ({ k: tiles, lda: tiles, ldb: co, ldc: co, accumulate: true });
 
 interface Kernels {
   input: TransformFn;
@@ -104,12 +105,12 @@ function gradPart(k: Kernels, memory: WasmMemory, a: GradArgs): (part: number, p
   };
 }
 
-function kernelsOnMemory(memory: WasmMemory, a: GradArgs, rowsPerBlock: number): Kernels {
-  const L = partLayout({ ...a, rowsPerBlock });
+function kernelsOnMemory(memory: WasmMemory, a: GradArgs): Kernels {
+  const L = partLayout(a);
   const input = getTransformOnMemory(memory, JSON.stringify(inputSpec(L.wp, a.ci)));
   const grad = getTransformOnMemory(memory, JSON.stringify(gradSpec(L.wq, a.co)));
   const transpose = getTransposeOnMemory(memory);
-  const gemm = gemmOnMemory(memory, productLayout(a.ci, a.co, L.tiles));
+  const gemm = gemmOnMemory(memory, productLayout(a.co, L.tiles));
   if (!input || !grad || !transpose || !gemm) throw new Error('the Winograd filter-gradient block kernels could not be instantiated on this thread');
   return { input, grad, transpose, gemm };
 }
@@ -117,7 +118,7 @@ function kernelsOnMemory(memory: WasmMemory, a: GradArgs, rowsPerBlock: number):
 /** pool-tasks.ts' side of winogradFilterGradBlocks. */
 export function winogradFilterGradBlocksTask(memory: WasmMemory, args: readonly number[]): (part: number, parts: number) => void {
   const a = Object.fromEntries(ARG_KEYS.map((key, i) => [key, args[i]])) as GradArgs;
-  return gradPart(kernelsOnMemory(memory, a, a.rowsPerBlock), memory, a);
+  return gradPart(kernelsOnMemory(memory, a), memory, a);
 }
 
 /** x [n, h, w, ci], dy [n, ho, wo, co], and dy's rows and columns of 4x4 tiles. */
@@ -149,7 +150,7 @@ export function winogradFilterGradBlocks(
   const input = getTransform(backend, inputSpec(L.wp, shape.ci));
   const grad = getTransform(backend, gradSpec(L.wq, shape.co));
   const transpose = getTranspose(backend);
-  const gemm = gemmOnBackend(backend, productLayout(shape.ci, shape.co, L.tiles));
+  const gemm = gemmOnBackend(backend, productLayout(shape.co, L.tiles));
   const memory = backendMemory(backend);
   if (!input || !grad || !transpose || !gemm || !memory) throw new Error('wasm-kernels: the Winograd filter-gradient blocks need wasm SIMD');
   const a: GradArgs = { ...shape, x: call.x, dy: call.dy, top: call.top, left: call.left, du: call.du, duStride: plan.duStride, scratch: call.scratch, partBytes: plan.partBytes, rowsPerBlock: plan.rowsPerBlock };

@@ -426,14 +426,14 @@ function filterGradByBlocks(s: Scratch, x: Info, dy: Info, top: number, left: nu
   const plan = gradBlocksPlan(s.backend, shape);
   // 16 floats more, to start on a cache line.
   const scratch = s.alloc([(plan.parts * plan.partBytes) / 4 + 16]);
-  const partBytes = POSITIONS * plan.duStride;
-  const duInfo = s.alloc([(plan.parts * partBytes) / 4 + 16]);
+  const duBytes = POSITIONS * plan.duStride; // one part's dU
+  const duInfo = s.alloc([(plan.parts * duBytes) / 4 + 16]);
   const line = (info: Info) => Math.ceil(byteAddress(s, info) / 64) * 64;
   const du = line(duInfo);
   const call = { x: byteAddress(s, x), dy: byteAddress(s, dy), shape, top, left, du, scratch: line(scratch) };
   winogradFilterGradBlocks(s.backend, call, plan);
   s.release(scratch);
-  for (let part = 1; part < plan.parts; part++) simd.addInto(du, du + part * partBytes, partBytes);
+  for (let part = 1; part < plan.parts; part++) simd.addInto(du, du + part * duBytes, duBytes);
   const dw = s.alloc([3, 3, ci, co]);
   const plane = ci * co * 4;
   const duTable = byteAddressTable(s, Array.from({ length: POSITIONS }, (_, p) => du + p * plan.duStride));
