@@ -28,19 +28,15 @@
  * Rounding: like winograd.ts, ~1e-6..1e-5 of the output scale.
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { type Epilogue, byteAddress, byteAddressTable, CHUNK_BYTES, filterTransform, runBlocks, useWinograd, weightTransform, winogradMode, winogradStats } from './winograd.js';
+import { type Epilogue, byteAddress, byteAddressTable, CHUNK_BYTES, filterTransform, runBlocks, useWinograd, weightTransform, winogradStats } from './winograd.js';
 import { type BlockForm, type BlockProducts, blocksPay, PHASES, phasesSideBySide } from './winograd-blocks.js';
 import { AT4X5, AT4X7, BT5, BT7, G2, G7X4, runTransformRows, type TransformRows, type TransformSpec } from './winograd-transforms.js';
 import { runTableGemm } from './gemm.js';
-import { keepsTransforms } from './winograd-filter-cache.js';
 import { simdKernels } from './simd-kernels.js';
 import { crop4d, heapOffset, type Info, padSpatial, type Scratch, type Shape4 } from './wasm-ops.js';
 
 /** Outputs per tile side. */
 const M = 4;
-
-/** The largest filter transform made fresh for one call (see useStridedWinograd). */
-const MAX_FRESH_TRANSFORM_BYTES = 16 * 2 ** 20;
 
 interface Scheme {
   /** The convolution's filter side, and its phases' (P). */
@@ -88,11 +84,11 @@ export function useStridedWinograd(
   // 224 px, batch 16) took 6.7 ms against XNNPACK's 4.3, products of 3-12 by 16 leaving our GEMM
   // idle; ResNet's stem, 3 -> 64 channels: 31 against 85.
   if (ci % 4 !== 0 && kh !== 7) return false;
-  // In training the filter is transformed on every call: past ~16 MB of planes (ResNet's layer 4,
-  // 256 -> 512 channels: 52 MB) that, and reading them back from memory, cost what the products
-  // save (batch 16, 128 px: 15 against XNNPACK's 14 ms on 1 thread, 9-11 against 7 on 2).
-  const k = M + scheme.phaseTaps - 1;
-  if (winogradMode() === 'auto' && !keepsTransforms() && k * k * 4 * ci * co * 4 > MAX_FRESH_TRANSFORM_BYTES) return false;
+  // In training the filter changes every step, so Winograd transforms it on every call, but
+  // XNNPACK packs it on every call too: ResNet's layer 4 (256 -> 512 channels, 52 MB of planes),
+  // batch 16, a fresh filter each call, 128 px: 11.4-13.3 against 19.0-19.6 ms on 1 thread,
+  // 9.6 against 12.6-13.1 on 2; 224 px: 37 against 47, 22 against 27. (Compared with XNNPACK's
+  // packing kept, as in inference, this layer had stayed on XNNPACK in training.)
   // The 3x3 layers' rule (enough work, enough tiles) on this convolution's direct cost; an RGB
   // image's 3 channels are 12 side by side.
   const sideBySide = ci % 4 !== 0;
