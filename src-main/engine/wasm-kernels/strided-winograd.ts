@@ -243,6 +243,8 @@ function chunked(s: Scratch, form: BlockForm, x: Info, y: Info, uAt: number[], t
   const mTable = byteAddressTable(s, mAt);
   const [pixOut, rowIn] = [co * 4, form.depth * 4];
   const inputTables = form.inputs.map((input) => byteAddressTable(s, vAt.map((at) => at + input.at)));
+  const inputSpecs = form.inputs.map((input) => JSON.parse(input.spec) as TransformSpec);
+  const outputSpec = JSON.parse(form.output) as TransformSpec;
   const products = form.products.map((g) => ({
     layout: g.layout,
     aTable: byteAddressTable(s, g.positions.map((p) => vAt[p] + g.aOffset)),
@@ -270,7 +272,7 @@ function chunked(s: Scratch, form: BlockForm, x: Info, y: Info, uAt: number[], t
         chanBytes: input.chanBytes,
         bias: 0,
       };
-      runTransformRows(s.backend, JSON.parse(input.spec) as TransformSpec, rows);
+      runTransformRows(s.backend, inputSpecs[i], rows);
     });
     for (const group of products) {
       if (!runTableGemm(s.backend, { ...group, m: images * perImage, n: co })) throw new Error('wasm-kernels: the Winograd products need wasm SIMD');
@@ -288,7 +290,7 @@ function chunked(s: Scratch, form: BlockForm, x: Info, y: Info, uAt: number[], t
       chanBytes: pixOut,
       bias,
     };
-    runTransformRows(s.backend, JSON.parse(form.output) as TransformSpec, rows);
+    runTransformRows(s.backend, outputSpec, rows);
   }
   for (const b of [...v, ...m]) s.release(b);
   if (source !== x) s.release(source);

@@ -19,10 +19,10 @@
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { backendMemory, type WasmMemory } from './backend-module.js';
-import { type Gemm, type GemmLayout, gemmOnBackend, gemmOnMemory } from './gemm.js';
+import { type Gemm, type GemmLayout, gemmOnMemory } from './gemm.js';
 import { poolParts, runParts } from './kernel-pool.js';
-import { simdKernels, simdKernelsOnMemory, type SimdKernels } from './simd-kernels.js';
-import { getTransform, getTransformOnMemory, type TransformFn, type TransformSpec } from './winograd-transforms.js';
+import { simdKernelsOnMemory, type SimdKernels } from './simd-kernels.js';
+import { getTransformOnMemory, type TransformFn } from './winograd-transforms.js';
 
 /** Outputs per tile side. */
 const TILE = 4;
@@ -229,10 +229,12 @@ export function phasesSideBySide(simd: SimdKernels, strip: number, out: number, 
   }
 }
 
-function kernelsOn(form: BlockForm, transform: (json: string) => TransformFn | null, gemm: (g: GemmLayout) => Gemm | null, simd: SimdKernels | null): Kernels {
-  const inputs = form.inputs.map((input) => transform(input.spec));
-  const output = transform(form.output);
-  const gemms = form.products.map((group) => gemm(group.layout));
+/** The form's kernels on `memory` (the main thread's and every pool thread's alike), by spec and layout. */
+function kernelsOn(form: BlockForm, memory: WasmMemory): Kernels {
+  const inputs = form.inputs.map((input) => getTransformOnMemory(memory, input.spec));
+  const output = getTransformOnMemory(memory, form.output);
+  const gemms = form.products.map((group) => gemmOnMemory(memory, group.layout));
+  const simd = simdKernelsOnMemory(memory);
   if (inputs.some((f) => !f) || !output || gemms.some((g) => !g) || (form.sideBySideRows > 0 && !simd)) {
     throw new Error('wasm-kernels: the Winograd block kernels need wasm SIMD');
   }
@@ -243,8 +245,7 @@ function kernelsOn(form: BlockForm, transform: (json: string) => TransformFn | n
 export function winogradBlocksTask(memory: WasmMemory, args: readonly number[], text: string): (part: number, parts: number) => void {
   const a = Object.fromEntries(ARG_KEYS.map((key, i) => [key, args[i]])) as BlockArgs;
   const form = JSON.parse(text) as BlockForm;
-  const k = kernelsOn(form, (json) => getTransformOnMemory(memory, json), (g) => gemmOnMemory(memory, g), simdKernelsOnMemory(memory));
-  return blocksPart(form, k, memory, a);
+  return blocksPart(form, kernelsOn(form, memory), memory, a);
 }
 
 /** A forward convolution for winogradBlocks: x [n, h, w, ci] into y [n, 4 th, 4 tw, co]. */
@@ -276,7 +277,7 @@ export function winogradBlocks(backend: BackendWasm, form: BlockForm, call: Bloc
   const { shape } = call;
   const memory = backendMemory(backend);
   if (!memory) throw new Error('wasm-kernels: the Winograd blocks need the wasm heap');
-  const k = kernelsOn(form, (json) => getTransform(backend, JSON.parse(json) as TransformSpec, json), (g) => gemmOnBackend(backend, g), simdKernels(backend));
+  const k = kernelsOn(form, memory);
   const a: BlockArgs = {
     ...shape,
     x: call.x,

@@ -8,11 +8,11 @@
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { backendMemory, type WasmMemory } from './backend-module.js';
-import { type Gemm, type GemmLayout, gemmOnBackend, gemmOnMemory } from './gemm.js';
+import { type Gemm, type GemmLayout, gemmOnMemory } from './gemm.js';
 import { poolParts, runParts } from './kernel-pool.js';
 import { copyStrip, imageAt, partBlocks, planeStride } from './winograd-blocks.js';
 import type { DirectGeometry } from './strided-filter-grad.js';
-import { AT, BT, getTransform, getTransformOnMemory, getTranspose, getTransposeOnMemory, type TransformFn, type TransformSpec, type TransposeFn, transposeMatrix } from './winograd-transforms.js';
+import { AT, BT, getTransformOnMemory, getTransposeOnMemory, type TransformFn, type TransformSpec, type TransposeFn, transposeMatrix } from './winograd-transforms.js';
 
 const POSITIONS = 36;
 const TILE = 4;
@@ -105,13 +105,14 @@ function gradPart(k: Kernels, memory: WasmMemory, a: GradArgs): (part: number, p
   };
 }
 
+/** The kernels on `memory` (the main thread's and every pool thread's alike). */
 function kernelsOnMemory(memory: WasmMemory, a: GradArgs): Kernels {
   const L = partLayout(a);
   const input = getTransformOnMemory(memory, JSON.stringify(inputSpec(L.wp, a.ci)));
   const grad = getTransformOnMemory(memory, JSON.stringify(gradSpec(L.wq, a.co)));
   const transpose = getTransposeOnMemory(memory);
   const gemm = gemmOnMemory(memory, productLayout(a.co, L.tiles));
-  if (!input || !grad || !transpose || !gemm) throw new Error('the Winograd filter-gradient block kernels could not be instantiated on this thread');
+  if (!input || !grad || !transpose || !gemm) throw new Error('wasm-kernels: the Winograd filter-gradient blocks need wasm SIMD');
   return { input, grad, transpose, gemm };
 }
 
@@ -146,14 +147,9 @@ export function winogradFilterGradBlocks(
   plan: ReturnType<typeof gradBlocksPlan>,
 ): void {
   const { shape } = call;
-  const L = partLayout({ ...shape, rowsPerBlock: plan.rowsPerBlock });
-  const input = getTransform(backend, inputSpec(L.wp, shape.ci));
-  const grad = getTransform(backend, gradSpec(L.wq, shape.co));
-  const transpose = getTranspose(backend);
-  const gemm = gemmOnBackend(backend, productLayout(shape.co, L.tiles));
   const memory = backendMemory(backend);
-  if (!input || !grad || !transpose || !gemm || !memory) throw new Error('wasm-kernels: the Winograd filter-gradient blocks need wasm SIMD');
+  if (!memory) throw new Error('wasm-kernels: the Winograd filter-gradient blocks need the wasm heap');
   const a: GradArgs = { ...shape, x: call.x, dy: call.dy, top: call.top, left: call.left, du: call.du, duStride: plan.duStride, scratch: call.scratch, partBytes: plan.partBytes, rowsPerBlock: plan.rowsPerBlock };
-  const run = gradPart({ input, grad, transpose, gemm }, memory, a);
+  const run = gradPart(kernelsOnMemory(memory, a), memory, a);
   runParts(backend, { name: 'winogradFilterGradBlocks', args: ARG_KEYS.map((key) => a[key]) }, plan.parts, (part) => run(part, plan.parts));
 }
