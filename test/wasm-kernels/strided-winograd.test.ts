@@ -1,6 +1,6 @@
 /**
  * Stride-2 convolutions through Winograd on the four phase images (strided-winograd.ts), against
- * the `cpu` backend: 3x3 filters (ResNet's downsampling layers, F(4x4, 2x2)) and 7x7 (ResNet's
+ * the `cpu` backend: 3x3 filters (ResNet's downsampling layers, F(4x4, 2x2) or F(2x2, 2x2)) and 7x7 (ResNet's
  * stem, F(4x4, 4x4)), phases read in place (channels a multiple of 4) and side by side (RGB
  * images); paddings ('same', 'valid', explicit and asymmetric), odd sizes, tiles that overhang the
  * output, bias and relu / relu6; which shapes stay on XNNPACK, and ResNet's layer 4 in training.
@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
+import { stridedTile } from '../../src-main/engine/wasm-kernels/strided-winograd.js';
 import { winogradStats } from '../../src-main/engine/wasm-kernels/winograd.js';
 import { winogradBlockOptions } from '../../src-main/engine/wasm-kernels/winograd-blocks.js';
 import { assertMatchesCpu, type ConvCase, explicitPad, randomArray, rng, runOn, sizeOf, useWasmWithWinogradForced } from './helpers.js';
@@ -22,6 +23,8 @@ const CASES: Record<3 | 7, ConvCase[]> = {
     { n: 1, h: 34, w: 34, ci: 64, co: 128, pad: 'valid' }, // ResNet-18's layer 2 at 128 px, after its pad
     { n: 2, h: 11, w: 8, ci: 20, co: 4, pad: 'same' },
     { n: 2, h: 9, w: 10, ci: 8, co: 132, pad: 'same' }, // over 128 channels: the chunked form, not blocks
+    { n: 1, h: 16, w: 16, ci: 8, co: 132, pad: 'same' }, // the chunked form with 4x4 tiles
+    { n: 1, h: 28, w: 28, ci: 16, co: 32, pad: explicitPad(1, 1, 1, 1) }, // ResNet's layer 3 at 224 px, small: 14x14 in 2x2 tiles
   ],
   7: [
     { n: 2, h: 20, w: 23, ci: 3, co: 8, pad: 'same' },
@@ -75,6 +78,18 @@ for (const taps of [3, 7] as const) {
   });
 }
 
+test('3x3: the cases above take both tilings, each where it multiplies less (2x2 tiles where 4x4 ones overhang)', () => {
+  const tiles = CASES[3].map((c) => {
+    const out = tf.conv2d(tf.zeros([c.n, c.h, c.w, c.ci]) as tf.Tensor4D, tf.zeros([3, 3, c.ci, c.co]) as tf.Tensor4D, 2, c.pad);
+    const [, outH, outW] = out.shape;
+    out.dispose();
+    return stridedTile([3, 3, c.ci, c.co], outH, outW);
+  });
+  assert.deepEqual(tiles, [4, 4, 2, 2, 2, 4, 2, 2, 4, 2]);
+  // ResNet at 224 / 128 px: layers 2-4 (56, 28, 14, 7 / 32, 16, 8, 4 outputs a side after layer 1).
+  assert.deepEqual([28, 14, 7, 16, 8, 4].map((o) => stridedTile([3, 3, 64, 128], o, o)), [4, 2, 4, 4, 4, 4]);
+});
+
 test('block by block (up to 128 channels of products) gives bitwise what the chunked form gives, phases in place and side by side', () => {
   let blocks = 0;
   let chunks = 0;
@@ -96,8 +111,8 @@ test('block by block (up to 128 channels of products) gives bitwise what the chu
       assert.equal(differs, -1, `${taps}x${taps} ${JSON.stringify(c)}: element ${differs} ${byBlocks[differs]} vs ${chunked[differs]}`);
     });
   }
-  // All but the two with over 128 output channels.
-  assert.deepEqual({ blocks, chunks }, { blocks: CASES[3].length + CASES[7].length - 2, chunks: 2 });
+  // All but the three with over 128 output channels.
+  assert.deepEqual({ blocks, chunks }, { blocks: CASES[3].length + CASES[7].length - 3, chunks: 3 });
 });
 
 test('stay on XNNPACK: 3x3 with 3 input or 6 output channels, dilation 2, 7x7 with stride 1 or dilation 2', () => {

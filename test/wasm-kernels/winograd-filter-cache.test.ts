@@ -8,7 +8,8 @@ import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { filterCacheOptions, keptFilterTransforms } from '../../src-main/engine/wasm-kernels/winograd-filter-cache.js';
-import { randomArray, rng, useWasmWithWinogradForced } from './helpers.js';
+import { stridedTile } from '../../src-main/engine/wasm-kernels/strided-winograd.js';
+import { assertWasmMatches, randomArray, rng, useWasmWithWinogradForced } from './helpers.js';
 
 useWasmWithWinogradForced(() => 'kept Winograd filter transforms');
 
@@ -88,18 +89,29 @@ test('a full cache makes room by dropping the least recently used transforms', (
   assert.equal(keptFilterTransforms(backend).bytes, 0);
 });
 
-test("a stride-2 filter's transform is kept like the others: 25 planes of its four phases' channels", () => {
+test("a stride-2 filter's transform is kept like the others, and replaced when another output size takes the other tiling", () => {
   const backend = tf.findBackend('wasm') as BackendWasm;
   const r = rng(53);
-  const x = tf.tensor4d(randomArray(2 * 12 * 12 * 8, r), [2, 12, 12, 8]);
+  const x = tf.tensor4d(randomArray(2 * 16 * 16 * 8, r), [2, 16, 16, 8]);
   const w = tf.tensor4d(randomArray(3 * 3 * 8 * 16, r), [3, 3, 8, 16]);
   const start = keptFilterTransforms(backend);
+  const planeBytes = (4 * 8 * 16 + 16) * 4; // one position's plane of the four phases' channels
   const first = tf.tidy(() => tf.conv2d(x, w, 2, 'same'));
   const again = tf.tidy(() => tf.conv2d(x, w, 2, 'same'));
   assert.deepEqual(again.dataSync(), first.dataSync());
+  assert.equal(stridedTile(w.shape, 8, 8), 4);
   assert.equal(keptFilterTransforms(backend).count, start.count + 1);
-  assert.equal(keptFilterTransforms(backend).bytes - start.bytes, 25 * (4 * 8 * 16 + 16) * 4);
+  assert.equal(keptFilterTransforms(backend).bytes - start.bytes, 25 * planeBytes, 'F(4x4, 2x2): 25 positions');
+
+  // 10x10 in, 5x5 out: F(2x2, 2x2) multiplies less; its 9 planes replace the 25.
+  const small = tf.tidy(() => tf.slice(x, [0, 0, 0, 0], [2, 10, 10, 8]));
+  assert.equal(stridedTile(w.shape, 5, 5), 2);
+  assertWasmMatches('the other tiling, after a kept transform', () => tf.conv2d(small, w, 2, 'same'), () => tf.conv2d(small, w, 2, 'same'));
+  assert.equal(keptFilterTransforms(backend).count, start.count + 1, 'still one transform per filter');
+  assert.equal(keptFilterTransforms(backend).bytes - start.bytes, 9 * planeBytes, 'F(2x2, 2x2): 9 positions');
+  const back = tf.tidy(() => tf.conv2d(x, w, 2, 'same'));
+  assert.deepEqual(back.dataSync(), first.dataSync(), 'back at the first size, the same result');
   w.dispose();
   assert.equal(keptFilterTransforms(backend).count, start.count, 'disposing the filter frees its transform');
-  tf.dispose([x, first, again]);
+  tf.dispose([x, small, first, again, back]);
 });

@@ -5,7 +5,8 @@
  * A stride-2 convolution of x is the sum of four stride-1 convolutions: phase (ry, rx) is the image
  * x_r[i, j] = x[2i + ry, 2j + rx] convolved with the PxP filter g_r[qy, qx] = w[2qy + ry, 2qx + rx]
  * (P = 2 for 3x3, 4 for 7x7; zero where 2q + r is past the filter). Each goes through Winograd
- * F(4x4, PxP): KxK input tiles (K = P + 3), 4x4 output tiles. All four share one transform
+ * F(mxm, PxP): KxK input tiles (K = P + m - 1), mxm output tiles (m = 4, or 2 for a 3x3 filter
+ * where that multiplies less: see schemeFor). All four share one transform
  * domain, so the products are summed over the phases' channels before a single output transform:
  * per position p, M[p] is one matrix product over 4C channels.
  *
@@ -15,6 +16,7 @@
  * (0,0) (1,0) (1,1), so that the phases left at each position are a contiguous channel range.
  * Multiplies per 16 outputs and input channel, against the direct convolution's:
  * - 3x3, F(4x4, 2x2): 16 products over 4C, 8 over 2C, 1 over C: 81 against 144;
+ * - 3x3, F(2x2, 2x2): 4 over 4C, 4 over 2C, 1 over C per 4 outputs: 100 per 16 against 144;
  * - 7x7, F(4x4, 4x4): 36 over 4C, 12 over 2C, 1 over C: 169 against 784. (The space-to-depth form
  *   with F(3x3, 4x4) that this replaced took 256, and cropped its 3-pixel tiles off 64- and
  *   112-pixel maps.)
@@ -30,27 +32,24 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { type Epilogue, byteAddress, byteAddressTable, CHUNK_BYTES, filterTransform, runBlocks, useWinograd, weightTransform, winogradStats } from './winograd.js';
 import { type BlockForm, type BlockProducts, blocksPay, PHASES, phasesSideBySide } from './winograd-blocks.js';
-import { AT4X5, AT4X7, BT5, BT7, G2, G7X4, runTransformRows, type TransformRows, type TransformSpec } from './winograd-transforms.js';
+import { AT2X3, AT4X5, AT4X7, BT3, BT5, BT7, G2, G2X2, G7X4, runTransformRows, type TransformRows, type TransformSpec } from './winograd-transforms.js';
 import { runTableGemm } from './gemm.js';
 import { simdKernels } from './simd-kernels.js';
 import { crop4d, heapOffset, type Info, padSpatial, type Scratch, type Shape4 } from './wasm-ops.js';
 
-/** Outputs per tile side. */
-const M = 4;
-
 interface Scheme {
-  /** The convolution's filter side, and its phases' (P). */
+  /** The convolution's filter side, its phases' (P), and outputs per tile side. */
   taps: number;
   phaseTaps: number;
+  m: number;
   BT: readonly number[][];
   G: readonly number[][];
   AT: readonly number[][];
 }
 
-const SCHEMES: readonly Scheme[] = [
-  { taps: 3, phaseTaps: 2, BT: BT5, G: G2, AT: AT4X5 },
-  { taps: 7, phaseTaps: 4, BT: BT7, G: G7X4, AT: AT4X7 },
-];
+const F4X2: Scheme = { taps: 3, phaseTaps: 2, m: 4, BT: BT5, G: G2, AT: AT4X5 };
+const F2X2: Scheme = { taps: 3, phaseTaps: 2, m: 2, BT: BT3, G: G2X2, AT: AT2X3 };
+const F4X4: Scheme = { taps: 7, phaseTaps: 4, m: 4, BT: BT7, G: G7X4, AT: AT4X7 };
 
 /**
  * The channel range (in phases) whose products position (u, v) of a KxK domain needs: (1,0) and
@@ -64,8 +63,31 @@ function phaseRange(u: number, v: number, k: number): { first: number; count: nu
   return { first: 1, count: 1 }; // (0,0)
 }
 
-const schemeFor = (filterShape: readonly number[]) =>
-  SCHEMES.find((s) => filterShape[0] === s.taps && filterShape[1] === s.taps);
+/**
+ * Multiplies per image and pair of channels of a 3x3 scheme: per tile, (K-1)^2 positions over all
+ * four phases, 2(K-1) over two, one over one.
+ */
+function multiplies(scheme: Scheme, outH: number, outW: number): number {
+  const k = scheme.m + scheme.phaseTaps - 1;
+  return Math.ceil(outH / scheme.m) * Math.ceil(outW / scheme.m) * (4 * (k - 1) ** 2 + 4 * (k - 1) + 1);
+}
+
+/**
+ * The scheme for this convolution, if any. For 3x3, whichever multiplies less: F(2x2, 2x2) where
+ * 4x4 tiles overhang the output (ResNet's layer 3 at 224 px, 14x14: 49 x 25 against 16 x 81;
+ * batch 16, ms on 1 / 2 threads: 24.1 against 27.1, 14.5 against 16.2), F(4x4, 2x2) on a tie.
+ * Measured with F(2x2) on whole 4x4 tiles it lost (16x16: 8.4 against 7.2, 4.4 against 3.9;
+ * layer 4 at 128 px, 4x4 in one tile per image, in the model: 10.6 against 8.7, 5.8 against 6.1).
+ */
+function schemeFor(filterShape: readonly number[], outH: number, outW: number): Scheme | undefined {
+  const [kh, kw] = filterShape;
+  if (kh === 7 && kw === 7) return F4X4;
+  if (kh !== 3 || kw !== 3) return undefined;
+  return multiplies(F2X2, outH, outW) < multiplies(F4X2, outH, outW) ? F2X2 : F4X2;
+}
+
+/** Outputs per tile side that a stride-2 convolution with this filter and output size takes (tests). */
+export const stridedTile = (filterShape: readonly number[], outH: number, outW: number): number | undefined => schemeFor(filterShape, outH, outW)?.m;
 
 /** Whether a convolution of this geometry goes through stridedWinogradConv2d. */
 export function useStridedWinograd(
@@ -78,7 +100,7 @@ export function useStridedWinograd(
   outW: number,
 ): boolean {
   const [kh, , ci, co] = filterShape;
-  const scheme = schemeFor(filterShape);
+  const scheme = schemeFor(filterShape, outH, outW);
   if (!scheme || strides[0] !== 2 || strides[1] !== 2 || dilations[0] !== 1 || dilations[1] !== 1) return false;
   // Phases side by side only for a 7x7 stem: MobileNetV2's first layer (3x3, 3 -> 16 channels,
   // 224 px, batch 16) took 6.7 ms against XNNPACK's 4.3, products of 3-12 by 16 leaving our GEMM
@@ -92,7 +114,7 @@ export function useStridedWinograd(
   // The 3x3 layers' rule (enough work, enough tiles) on this convolution's direct cost; an RGB
   // image's 3 channels are 12 side by side.
   const sideBySide = ci % 4 !== 0;
-  return useWinograd(backend, { n, outH, outW, ci: sideBySide ? 4 * ci : ci, co, taps: sideBySide ? (kh * kh) / 4 : kh * kh, tile: M }, 'forward');
+  return useWinograd(backend, { n, outH, outW, ci: sideBySide ? 4 * ci : ci, co, taps: sideBySide ? (kh * kh) / 4 : kh * kh, tile: scheme.m }, 'forward');
 }
 
 /** w' [P, P, 4C, Co] of a [T, T, C, Co] filter: the phases' filters side by side, in PHASES order. */
@@ -137,12 +159,13 @@ function imagePhasesSideBySide(s: Scratch, padded: Info): Info {
  * outside x) for a [3, 3, C, Co] or [7, 7, C, Co] filter, then + bias and the activation.
  */
 export function stridedWinogradConv2d(s: Scratch, x: Info, filter: Info, top: number, left: number, outH: number, outW: number, epilogue: Epilogue): Info {
-  const scheme = schemeFor(filter.shape);
+  const scheme = schemeFor(filter.shape, outH, outW);
   if (!scheme) throw new Error(`wasm-kernels: no stride-2 Winograd for a ${filter.shape[0]}x${filter.shape[1]} filter`);
   winogradStats.forward++;
   const [n, h, w, c] = x.shape as Shape4;
   const co = filter.shape[3];
-  const k = M + scheme.phaseTaps - 1;
+  const { m } = scheme;
+  const k = m + scheme.phaseTaps - 1;
   const positions = k * k;
   const filterU = filterTransform(
     s,
@@ -157,9 +180,9 @@ export function stridedWinogradConv2d(s: Scratch, x: Info, filter: Info, top: nu
     true,
     positions,
   );
-  const th = Math.ceil(outH / M);
-  const tw = Math.ceil(outW / M);
-  const y = s.alloc([n, M * th, M * tw, co]);
+  const th = Math.ceil(outH / m);
+  const tw = Math.ceil(outW / m);
+  const y = s.alloc([n, m * th, m * tw, co]);
   const form = blockForm(scheme, c, co, tw, epilogue);
   const uAt = Array.from({ length: positions }, (_, p) => byteAddress(s, filterU.u) + p * filterU.u.shape[1] * 4);
   const bias = epilogue.bias ? byteAddress(s, epilogue.bias) : 0;
@@ -183,26 +206,27 @@ export function stridedWinogradConv2d(s: Scratch, x: Info, filter: Info, top: nu
  * tile), or one over the phases copied side by side; the products grouped by phase range.
  */
 function blockForm(scheme: Scheme, c: number, co: number, tw: number, epilogue: Epilogue): BlockForm {
-  const k = M + scheme.phaseTaps - 1;
-  // Phase columns 0..M*tw + K - M - 1 (K per tile, tiles M apart) are input columns up to twice that + 1.
-  const width = 2 * (M * tw + k - M);
+  const { m } = scheme;
+  const k = m + scheme.phaseTaps - 1;
+  // Phase columns 0..m*tw + K - m - 1 (K per tile, tiles m apart) are input columns up to twice that + 1.
+  const width = 2 * (m * tw + k - m);
   const pix = c * 4;
   const inPlace = c % 4 === 0;
   // In place, a phase's pixels are 2 pixels apart in a row, its rows 2 rows apart.
   const inputs = inPlace
     ? PHASES.map(([ry, rx], slot) => {
-        const spec: TransformSpec = { L: scheme.BT, input: { kind: 'image', rowBytes: 2 * width * pix, pixBytes: 2 * pix, tile: M }, output: { kind: 'table', tileBytes: 4 * pix } };
+        const spec: TransformSpec = { L: scheme.BT, input: { kind: 'image', rowBytes: 2 * width * pix, pixBytes: 2 * pix, tile: m }, output: { kind: 'table', tileBytes: 4 * pix } };
         return { spec: JSON.stringify(spec), src: (ry * width + rx) * pix, at: slot * pix, chanBytes: pix };
       })
-    : [{ spec: JSON.stringify({ L: scheme.BT, input: { kind: 'image', rowBytes: (width / 2) * 4 * pix, pixBytes: 4 * pix, tile: M }, output: { kind: 'table' } }), src: 0, at: 0, chanBytes: 4 * pix }];
+    : [{ spec: JSON.stringify({ L: scheme.BT, input: { kind: 'image', rowBytes: (width / 2) * 4 * pix, pixBytes: 4 * pix, tile: m }, output: { kind: 'table' } }), src: 0, at: 0, chanBytes: 4 * pix }];
   const output: TransformSpec = {
     L: scheme.AT,
     input: { kind: 'table' },
-    output: { kind: 'image', rowBytes: M * tw * co * 4, pixBytes: co * 4, tile: M },
+    output: { kind: 'image', rowBytes: m * tw * co * 4, pixBytes: co * 4, tile: m },
     bias: epilogue.bias !== undefined,
     act: epilogue.act,
   };
-  return { positions: k * k, depth: 4 * c, span: 2 * k, rowStep: 2 * M, width, sideBySideRows: inPlace ? 0 : k, inputs, products: productGroups(k, c, co), output: JSON.stringify(output) };
+  return { tile: m, positions: k * k, depth: 4 * c, span: 2 * k, rowStep: 2 * m, width, sideBySideRows: inPlace ? 0 : k, inputs, products: productGroups(k, c, co), output: JSON.stringify(output) };
 }
 
 /**
@@ -229,7 +253,7 @@ function productGroups(k: number, c: number, co: number): BlockProducts[] {
 function chunked(s: Scratch, form: BlockForm, x: Info, y: Info, uAt: number[], top: number, left: number, bias: number): void {
   const [n, hq, wq, co] = y.shape as Shape4;
   const c = x.shape[3];
-  const [th, tw] = [hq / M, wq / M];
+  const [th, tw] = [hq / form.tile, wq / form.tile];
   const hp = form.rowStep * (th - 1) + form.span;
   const wp = form.width;
   const padded = padSpatial(s, x, top, left, hp, wp);
@@ -283,7 +307,7 @@ function chunked(s: Scratch, form: BlockForm, x: Info, y: Info, uAt: number[], t
       srcRow: tw * pixOut,
       dst: byteAddress(s, y) + b0 * hq * wq * pixOut,
       dstImage: hq * wq * pixOut,
-      dstRow: M * wq * pixOut,
+      dstRow: form.tile * wq * pixOut,
       n: images,
       th,
       tw,

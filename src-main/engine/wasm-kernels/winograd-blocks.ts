@@ -24,8 +24,6 @@ import { poolParts, runParts } from './kernel-pool.js';
 import { simdKernelsOnMemory, type SimdKernels } from './simd-kernels.js';
 import { getTransformOnMemory, type TransformFn } from './winograd-transforms.js';
 
-/** Outputs per tile side. */
-const TILE = 4;
 /** Tiles a block aims at: enough rows for the products, few enough for V and M to stay in L2. */
 const BLOCK_TILES = 64;
 
@@ -72,7 +70,8 @@ export interface BlockProducts {
 
 /** How a form turns a row of tiles into V, M and outputs (see the top of this file). */
 export interface BlockForm {
-  /** Transform-domain positions (tile side squared). */
+  /** Outputs per tile side, and transform-domain positions (the input tile's side squared). */
+  tile: number;
   positions: number;
   /** Floats of V per tile. */
   depth: number;
@@ -163,7 +162,7 @@ function blocksPart(form: BlockForm, k: Kernels, memory: WasmMemory, a: BlockArg
       for (let r = r0; r < r1; r++) {
         const image = Math.floor(r / a.th);
         const ty = r - image * a.th;
-        const dst = a.y + (image * a.hq + TILE * ty) * a.wq * pixOut;
+        const dst = a.y + (image * a.hq + form.tile * ty) * a.wq * pixOut;
         k.output(mTable, (r - r0) * a.tw * pixOut, dst, 0, a.tw, pixOut, a.bias);
       }
     }
@@ -248,7 +247,7 @@ export function winogradBlocksTask(memory: WasmMemory, args: readonly number[], 
   return blocksPart(form, kernelsOn(form, memory), memory, a);
 }
 
-/** A forward convolution for winogradBlocks: x [n, h, w, ci] into y [n, 4 th, 4 tw, co]. */
+/** A forward convolution for winogradBlocks: x [n, h, w, ci] into y [n, tile th, tile tw, co]. */
 export interface BlocksCall {
   /** Byte addresses. */
   x: number;
@@ -284,8 +283,8 @@ export function winogradBlocks(backend: BackendWasm, form: BlockForm, call: Bloc
     top: call.top,
     left: call.left,
     y: call.y,
-    hq: TILE * shape.th,
-    wq: TILE * shape.tw,
+    hq: form.tile * shape.th,
+    wq: form.tile * shape.tw,
     uTable: call.uTable,
     bias: call.bias,
     scratch,

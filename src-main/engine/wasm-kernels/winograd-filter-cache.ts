@@ -12,7 +12,8 @@
  *   fresh one from cache). The first training forward call drops every kept transform, so that a
  *   validation pass's do not sit in the heap through the training steps.
  * - An entry is freed as soon as its filter's memory is freed (the backend's disposeData is wrapped
- *   once): a new filter always has a new dataId, so an entry can never be stale.
+ *   once): a new filter always has a new dataId, so an entry can never be stale. One entry per
+ *   filter: a transform of another shape (a stride-2 filter at another output size) replaces it.
  * - At most `filterCacheOptions.maxBytes` in all (ResNet-34's 3x3 filters: ~400 MB). Past that the
  *   least recently used transforms make room: after training, the trained graph's (validation) are
  *   still kept when prediction's folded copy (inference-model.ts) needs room for its own; refusing
@@ -37,6 +38,7 @@ interface FilterCache {
 const caches = new WeakMap<BackendWasm, FilterCache>();
 
 const bytesOf = (info: Info) => info.shape.reduce((a, b) => a * b, 4);
+const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 
 function drop(cache: FilterCache, filterId: DataId): void {
   const kept = cache.entries.get(filterId);
@@ -80,7 +82,10 @@ export function keptFilterTransform(backend: BackendWasm, filter: Info, shape: n
     return undefined;
   }
   const hit = cache.entries.get(filter.dataId);
-  if (hit) {
+  // One transform per filter: a stride-2 filter's tiling (so its transform's shape) follows the
+  // output size, and a call at another size replaces the kept one.
+  if (hit && !sameShape(hit.shape, shape)) drop(cache, filter.dataId);
+  else if (hit) {
     // Most recently used last: the Map's order is the eviction order.
     cache.entries.delete(filter.dataId);
     cache.entries.set(filter.dataId, hit);

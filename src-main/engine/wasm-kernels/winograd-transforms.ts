@@ -1,5 +1,5 @@
 /**
- * SIMD code for Winograd F(4x4, 3x3), F(4x4, 2x2) and F(4x4, 4x4): every transform of the
+ * SIMD code for Winograd F(4x4, 3x3), F(4x4, 2x2), F(2x2, 2x2) and F(4x4, 4x4): every transform of the
  * algorithm is `out = L d L^T` for a constant matrix L (r x k) applied to a k x k grid of channel
  * vectors, so one generator writes them all. The matrix is baked into the code (zeros skipped,
  * +-1 as add/sub); the grid is read from / written to either
@@ -69,6 +69,25 @@ export const AT4X5: readonly number[][] = [
   [0, 1, -1, 2, 0],
   [0, 1, 1, 4, 0],
   [0, 1, -1, 8, 1],
+];
+
+/**
+ * F(2,2) on 0, 1 and infinity: 2 outputs of a 2-tap correlation from 3 inputs, every coefficient
+ * 0 or +-1 (no rounding in the transforms). As with F(4,2), G's last row takes only the second tap.
+ */
+export const BT3: readonly number[][] = [
+  [1, -1, 0],
+  [0, 1, 0],
+  [0, -1, 1],
+];
+export const G2X2: readonly number[][] = [
+  [1, 0],
+  [1, 1],
+  [0, 1],
+];
+export const AT2X3: readonly number[][] = [
+  [1, 1, 0],
+  [0, 1, 1],
 ];
 
 /**

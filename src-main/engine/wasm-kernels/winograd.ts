@@ -337,6 +337,7 @@ function blockForm(ci: number, co: number, tw: number, epilogue: Epilogue): Bloc
   const input = spec(BT, imageGrid(width, ci * 4, TILE), { kind: 'table' });
   const output = spec(AT, { kind: 'table' }, imageGrid(TILE * tw, co * 4, TILE), epilogue.bias !== undefined, epilogue.act);
   return {
+    tile: TILE,
     positions: POSITIONS,
     depth: ci,
     span: 6,
