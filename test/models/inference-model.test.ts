@@ -83,7 +83,7 @@ describe('foldBatchNorms', () => {
     body.dispose();
   });
 
-  test('ResNet-18: all 20 BatchNorms folded, the 9 ReLUs right after them fused; the model keeps its own weights', async () => {
+  test('ResNet-18: all 20 BatchNorms folded, the 9 ReLUs right after them fused, each block ending in one convolution that adds the shortcut; the model keeps its own weights', async () => {
     const m = await createModel({ arch: 'resnet18', numClasses: 5, weights: 'random', seed: 2 });
     try {
       randomiseBatchNorms(m.body, 10);
@@ -91,15 +91,17 @@ describe('foldBatchNorms', () => {
       const net = await inferenceModel(m);
       try {
         assert.equal(count(net.body, 'BatchNormalization'), 0);
-        assert.equal(count(net.body, 'Conv2D'), 20);
-        assert.equal(count(net.body, 'ReLU'), 8, 'the ReLU after each residual sum stays');
+        assert.equal(count(net.body, 'Conv2D'), 12);
+        assert.equal(count(net.body, 'FinetuneResidualConv2D'), 8, "each block's second convolution, its sum and its ReLU");
+        assert.deepEqual([count(net.body, 'Add'), count(net.body, 'ReLU')], [0, 0]);
         assert.equal(count(net.body, 'ZeroPadding2D'), 0, "the stem's, the max pool's and the stride-2 convolutions' pads are theirs");
         // An odd size: PyTorch's padding and `same` differ there in where they pad, not in how much.
         const x = tf.randomNormal([2, 61, 64, 3], 0, 1, 'float32', 3);
         const want = m.model.predict(x) as tf.Tensor;
         const profile = await tf.profile(() => net.model.predict(x) as tf.Tensor);
         const got = profile.result as tf.Tensor;
-        assert.ok(!profile.kernelNames.includes('PadV2'), `a pad still runs: ${profile.kernelNames.join(', ')}`);
+        // (The head's ReLU, after its linear layer, still runs.)
+        for (const k of ['PadV2', 'Add']) assert.ok(!profile.kernelNames.includes(k), `${k} still runs: ${profile.kernelNames.join(', ')}`);
         const diff = relativeDiff(want, got);
         tf.dispose([x, want, got]);
         assert.ok(diff < 1e-4, `class scores differ by ${diff} of their scale`);
@@ -112,13 +114,13 @@ describe('foldBatchNorms', () => {
     }
   });
 
-  test('MobileNetV2-0.35: every BatchNorm folded, relu6 fused and pad absorbed, so no BatchNorm, Relu, clip or pad kernel runs', { skip: sharedSkipReason('weights', 'mobilenet_v2_0.35_224_no_top') }, async () => {
+  test('MobileNetV2-0.35: every BatchNorm folded, relu6 fused, pad absorbed and shortcut added by the projection, so no BatchNorm, Relu, clip, pad or add kernel runs', { skip: sharedSkipReason('weights', 'mobilenet_v2_0.35_224_no_top') }, async () => {
     const m = await createModel({ arch: 'mobilenet_v2_0.35', numClasses: 2, weights: { path: MOBILENET_V2_035 }, inputSize: 96 });
     try {
       const folded = await foldBatchNorms(m.body);
       try {
-        assert.deepEqual([folded.folds, folded.pads], [52, 5]);
-        assert.deepEqual(['BatchNormalization', 'ReLU', 'ZeroPadding2D'].map((c) => count(folded.model, c)), [0, 0, 0]);
+        assert.deepEqual([folded.folds, folded.pads, folded.residuals], [52, 5, 10]);
+        assert.deepEqual(['BatchNormalization', 'ReLU', 'ZeroPadding2D', 'Add'].map((c) => count(folded.model, c)), [0, 0, 0, 0]);
         const x = tf.randomNormal([2, 96, 96, 3], 0, 1, 'float32', 4);
         const want = m.body.predict(x) as tf.Tensor;
         const profile = await tf.profile(() => folded.model.predict(x) as tf.Tensor);
@@ -127,7 +129,7 @@ describe('foldBatchNorms', () => {
         tf.dispose([x, want, got]);
         assert.ok(diff < 1e-4, `features differ by ${diff} of their scale`);
         const kernels = new Set(profile.kernelNames);
-        for (const k of ['FusedBatchNorm', 'Relu', 'Relu6', 'ClipByValue', 'PadV2']) assert.ok(!kernels.has(k), `${k} still runs: ${[...kernels].join(', ')}`);
+        for (const k of ['FusedBatchNorm', 'Relu', 'Relu6', 'ClipByValue', 'PadV2', 'Add']) assert.ok(!kernels.has(k), `${k} still runs: ${[...kernels].join(', ')}`);
         assert.ok(kernels.has('FusedDepthwiseConv2D'), `depthwise convs run fused: ${[...kernels].join(', ')}`);
       } finally {
         folded.dispose();

@@ -21,6 +21,7 @@ interface ChildResult {
   /** Tasks the kernel pool ran for the pooled case, by name. */
   pooledTasks: Record<string, number>;
   identicalOnOneThread: boolean;
+  residualAsSeparateOps: boolean;
   small: number[][];
   pooled: number[][];
 }
@@ -50,7 +51,8 @@ test('startWasmBackend({ threads: 2 }) runs 2 XNNPACK and 2 kernel threads on a 
   for (const task of ['filterGrad', 'transformRows', 'tableGemm', 'gemmRows', 'batchNormSums', 'batchNormBackward', 'maxPoolGrad', 'winogradBlocks', 'winogradFilterGradBlocks']) {
     assert.ok((threaded.pooledTasks[task] ?? 0) > 0, `${task} never reached the kernel pool: ${JSON.stringify(threaded.pooledTasks)}`);
   }
-  assert.ok(threaded.identicalOnOneThread, 'the parts run on one thread gave other gradients than on the pool');
+  assert.ok(threaded.identicalOnOneThread, 'the parts run on one thread gave other gradients (or residual convolutions) than on the pool');
+  assert.ok(threaded.residualAsSeparateOps, 'a residual convolution on the pool differs from its conv, add and relu');
   await tf.setBackend('cpu');
   assertClose('small case', smallCaseGrads(), threaded.small);
   assertClose('pooled case', pooledCaseGrads(), threaded.pooled);

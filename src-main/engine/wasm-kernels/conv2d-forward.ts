@@ -4,14 +4,22 @@
  * F(2x2, 2x2) and F(4x4, 4x4) on the input's four phase images (strided-winograd.ts), everything else to the stock
  * XNNPACK kernels. The fused bias and relu / relu6 are applied in Winograd's output transform;
  * other fused activations (prelu, leakyrelu, sigmoid, elu) and NCHW take the stock kernel.
+ *
+ * RESIDUAL_CONV2D is FusedConv2D plus an input added before the activation (a ResNet block's
+ * shortcut, inference-model.ts): through Winograd's output transform where whole tiles cover a
+ * stride-1 output, else the convolution and then one pass over its output.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { convAxes } from './conv-geometry.js';
 import { stridedWinogradConv2d, useStridedWinograd } from './strided-winograd.js';
-import { useWinograd, winogradConv2d } from './winograd.js';
+import { residualFits, useWinograd, winogradConv2d } from './winograd.js';
 import type { Activation } from './winograd-transforms.js';
-import { type Info, runStock, type Shape4, withScratch } from './wasm-ops.js';
+import { simdKernels } from './simd-kernels.js';
+import { heapOffset, type Info, runStock, type Shape4, withScratch } from './wasm-ops.js';
+
+/** The kernel name of a fused convolution that adds `residual` before its activation. */
+export const RESIDUAL_CONV2D = 'FinetuneResidualConv2D';
 
 interface ConvAttrs {
   strides: number | [number, number];
@@ -31,8 +39,8 @@ interface ConvInputs {
 
 const FUSABLE: ReadonlySet<string> = new Set(['linear', 'relu', 'relu6']);
 
-/** The Winograd result, or null when the stock kernel should run. */
-function tryWinograd(backend: BackendWasm, inputs: ConvInputs, attrs: ConvAttrs): Info | null {
+/** The Winograd result, or null when the stock kernel should run (or cannot add `residual`). */
+function tryWinograd(backend: BackendWasm, inputs: ConvInputs, attrs: ConvAttrs, residual?: Info): Info | null {
   const { x, filter, bias } = inputs;
   if (attrs.dataFormat === 'NCHW' || x.dtype !== 'float32' || filter.dtype !== 'float32') return null;
   if (x.shape.length !== 4) return null;
@@ -50,14 +58,16 @@ function tryWinograd(backend: BackendWasm, inputs: ConvInputs, attrs: ConvAttrs)
     'channelsLast',
   );
   const [ah, aw] = convAxes(info);
-  const epilogue = { bias: bias ?? undefined, act: activation as Activation };
+  const epilogue = { bias: bias ?? undefined, act: activation as Activation, residual };
   const { batchSize: n, outHeight: outH, outWidth: outW } = info;
   if (useStridedWinograd(backend, filter.shape, [ah.stride, aw.stride], [ah.dilation, aw.dilation], n, outH, outW)) {
+    if (residual) return null;
     return withScratch(backend, (s) => stridedWinogradConv2d(s, x, filter, ah.padBefore, aw.padBefore, outH, outW, epilogue));
   }
   if (filter.shape[0] !== 3 || filter.shape[1] !== 3) return null;
   if (ah.stride !== 1 || aw.stride !== 1 || ah.dilation !== 1 || aw.dilation !== 1) return null;
   if (!useWinograd(backend, { n, outH, outW, ci: info.inChannels, co: info.outChannels }, 'forward')) return null;
+  if (residual && !(residual.dtype === 'float32' && residualFits(outH, outW) && sameShape(residual.shape, [n, outH, outW, info.outChannels]))) return null;
   return withScratch(backend, (s) => winogradConv2d(s, x, filter, ah.padBefore, aw.padBefore, outH, outW, epilogue));
 }
 
@@ -70,6 +80,48 @@ function fusedConv2d(args: { inputs: ConvInputs; backend: BackendWasm; attrs: Co
   const { inputs, backend, attrs } = args;
   return tryWinograd(backend, inputs, attrs) ?? runStock(tf.FusedConv2D, backend, inputs as unknown as Record<string, Info>, attrs);
 }
+
+const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
+
+function residualConv2d(args: { inputs: ConvInputs & { residual: Info }; backend: BackendWasm; attrs: ConvAttrs }): Info {
+  const { inputs, backend, attrs } = args;
+  const { x, filter, bias, residual } = inputs;
+  const fused = tryWinograd(backend, inputs, attrs, residual);
+  if (fused) return fused;
+  const linear = { ...attrs, activation: 'linear' };
+  const convInputs = { x, filter, ...(bias ? { bias } : {}) };
+  const y = tryWinograd(backend, convInputs, linear) ?? runStock(tf.FusedConv2D, backend, convInputs as unknown as Record<string, Info>, linear);
+  addAndActivate(backend, y, residual, (attrs.activation ?? 'linear') as Activation);
+  return y;
+}
+
+/** y = act(y + residual) in place (y: a convolution's fresh float32 output). */
+function addAndActivate(backend: BackendWasm, y: Info, residual: Info, act: Activation): void {
+  if (!sameShape(y.shape, residual.shape) || residual.dtype !== 'float32') {
+    throw new Error(`${RESIDUAL_CONV2D}: the residual's shape ${residual.shape} (${residual.dtype}) is not the output's ${y.shape} (float32)`);
+  }
+  if (!['linear', 'relu', 'relu6'].includes(act)) throw new Error(`${RESIDUAL_CONV2D}: activation ${act} is not supported`);
+  const size = y.shape.reduce((a, b) => a * b, 1);
+  const { heap, offset: yo } = heapOffset(backend, y);
+  const ro = heapOffset(backend, residual).offset;
+  const simd = simdKernels(backend);
+  const vectorized = simd ? size - (size % 4) : 0;
+  if (vectorized > 0) {
+    simd!.addInto(yo * 4, ro * 4, vectorized * 4);
+    if (act !== 'linear') simd!.clamp(act, yo * 4, yo * 4, vectorized * 4, 0, 6);
+  }
+  // As the SIMD kernels do: the sum, then max(v, 0), then the upper bound.
+  for (let i = vectorized; i < size; i++) {
+    const v = heap[yo + i] + heap[ro + i];
+    heap[yo + i] = act === 'linear' ? v : act === 'relu' ? Math.max(v, 0) : Math.min(Math.max(v, 0), 6);
+  }
+}
+
+export const residualConv2dConfig: tf.KernelConfig = {
+  kernelName: RESIDUAL_CONV2D,
+  backendName: 'wasm',
+  kernelFunc: residualConv2d as unknown as tf.KernelFunc,
+};
 
 export const conv2dConfig: tf.KernelConfig = {
   kernelName: tf.Conv2D,

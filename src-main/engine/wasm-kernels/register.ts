@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { conv2dBackpropFilterConfig } from './conv2d-backprop-filter.js';
 import { conv2dBackpropInputConfig } from './conv2d-backprop-input.js';
-import { conv2dConfig, fusedConv2dConfig } from './conv2d-forward.js';
+import { conv2dConfig, fusedConv2dConfig, residualConv2dConfig } from './conv2d-forward.js';
 import { depthwiseBackpropFilterConfig } from './depthwise-backprop-filter.js';
 import { depthwiseBackpropInputConfig } from './depthwise-backprop-input.js';
 import { adamStepConfig } from './adam-step.js';
@@ -27,6 +27,7 @@ export const WASM_TRAINING_KERNELS: readonly tf.KernelConfig[] = [
   conv2dBackpropInputConfig,
   conv2dConfig,
   fusedConv2dConfig,
+  residualConv2dConfig,
   depthwiseBackpropFilterConfig,
   depthwiseBackpropInputConfig,
   tileConfig,

@@ -92,7 +92,7 @@ export interface BlockForm {
 }
 
 /** The task's numeric arguments, in order (byte addresses and sizes). */
-const ARG_KEYS = ['x', 'n', 'h', 'w', 'ci', 'top', 'left', 'th', 'tw', 'y', 'hq', 'wq', 'co', 'uTable', 'bias', 'scratch', 'partBytes', 'rowsPerBlock'] as const;
+const ARG_KEYS = ['x', 'n', 'h', 'w', 'ci', 'top', 'left', 'th', 'tw', 'y', 'hq', 'wq', 'co', 'uTable', 'bias', 'residual', 'scratch', 'partBytes', 'rowsPerBlock'] as const;
 type BlockArgs = Record<(typeof ARG_KEYS)[number], number>;
 
 /** Byte offsets in a part's scratch: the V and M tables, the strips, V's and M's planes. */
@@ -153,7 +153,7 @@ function blocksPart(form: BlockForm, k: Kernels, memory: WasmMemory, a: BlockArg
           phasesSideBySide(k.simd!, stripAt, src, form.sideBySideRows, form.width, a.ci);
         }
         const tileRow = slot * a.tw * form.depth * 4;
-        form.inputs.forEach((input, i) => k.inputs[i](src + input.src, 0, vTable, tileRow + input.at, a.tw, input.chanBytes, 0));
+        form.inputs.forEach((input, i) => k.inputs[i](src + input.src, 0, vTable, tileRow + input.at, a.tw, input.chanBytes, 0, 0));
       }
       const tiles = (r1 - r0) * a.tw;
       form.products.forEach((group, g) => {
@@ -163,7 +163,7 @@ function blocksPart(form: BlockForm, k: Kernels, memory: WasmMemory, a: BlockArg
         const image = Math.floor(r / a.th);
         const ty = r - image * a.th;
         const dst = a.y + (image * a.hq + form.tile * ty) * a.wq * pixOut;
-        k.output(mTable, (r - r0) * a.tw * pixOut, dst, 0, a.tw, pixOut, a.bias);
+        k.output(mTable, (r - r0) * a.tw * pixOut, dst, 0, a.tw, pixOut, a.bias, a.residual);
       }
     }
   };
@@ -259,6 +259,8 @@ export interface BlocksCall {
   uTable: number;
   /** Byte address of the bias, 0 for none. */
   bias: number;
+  /** The residual image's offset from y in bytes, when the output transform adds one (see TransformSpec). */
+  residual?: number;
 }
 
 /** Parts, per-part scratch bytes and rows of tiles per block for a call of this form and shape. */
@@ -287,6 +289,7 @@ export function winogradBlocks(backend: BackendWasm, form: BlockForm, call: Bloc
     wq: form.tile * shape.tw,
     uTable: call.uTable,
     bias: call.bias,
+    residual: call.residual ?? 0,
     scratch,
     partBytes: plan.partBytes,
     rowsPerBlock: plan.rowsPerBlock,

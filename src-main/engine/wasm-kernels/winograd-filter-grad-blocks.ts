@@ -84,10 +84,10 @@ function gradPart(k: Kernels, memory: WasmMemory, a: GradArgs): (part: number, p
         const ty = r - image * a.th;
         const xAt = base + L.xStrip + slot * L.xSlot;
         copyStrip(f32, imageAt(a.x, image, a), TILE * ty - a.top, SPAN, a.left, xAt / 4, L.wp * a.ci);
-        k.input(xAt, 0, vTable, slot * a.tw * pixIn, a.tw, pixIn, 0);
+        k.input(xAt, 0, vTable, slot * a.tw * pixIn, a.tw, pixIn, 0, 0);
         const dyAt = base + L.dyStrip + slot * L.dySlot;
         copyStrip(f32, imageAt(a.dy, image, { h: a.ho, w: a.wo, ci: a.co }), TILE * ty, TILE, 0, dyAt / 4, L.wq * a.co);
-        k.grad(dyAt, 0, mTable, slot * a.tw * pixOut, a.tw, pixOut, 0);
+        k.grad(dyAt, 0, mTable, slot * a.tw * pixOut, a.tw, pixOut, 0, 0);
       }
       // A short last block: zero tiles past its end, so that the products' fixed reduction adds nothing.
       const tiles = (r1 - r0) * a.tw;

@@ -142,11 +142,20 @@ export interface TransformSpec {
   output: Side;
   /** Adds bias[channel] (then the activation) to every output: the forward output transform. */
   bias?: boolean;
+  /**
+   * Adds, before the activation, the value `residual` bytes past each output element (an image laid
+   * out as the output): a ResNet block's shortcut, so that its sum and relu need no passes of their own.
+   */
+  residual?: boolean;
   act?: Activation;
 }
 
-/** (src, srcOff, dst, dstOff, tiles, chanBytes, bias): byte addresses / sizes. */
-export type TransformFn = (src: number, srcOff: number, dst: number, dstOff: number, tiles: number, chanBytes: number, bias: number) => void;
+/**
+ * (src, srcOff, dst, dstOff, tiles, chanBytes, bias, residual): byte addresses / sizes; `residual`
+ * is the residual image's offset from the output image in bytes (any sign), read only with
+ * `spec.residual`.
+ */
+export type TransformFn = (src: number, srcOff: number, dst: number, dstOff: number, tiles: number, chanBytes: number, bias: number, residual: number) => void;
 
 /** Code for sum_i coef[i] * locals[i] (a v128 on the stack). */
 function linear(coefs: readonly number[], locals: number[]): number[] {
@@ -187,13 +196,14 @@ function transformFunction(spec: TransformSpec): FunctionDef {
   if (!columnsFirst && !(r < k && spec.input.kind === 'table')) {
     throw new Error(`winograd transform: no scratch for L ${r}x${k} from ${spec.input.kind} to ${spec.output.kind}`);
   }
-  const [src, srcOff, dst, dstOff, tiles, chanBytes, bias] = [0, 1, 2, 3, 4, 5, 6];
-  let next = 7;
+  if (spec.residual && spec.output.kind !== 'image') throw new Error('winograd transform: a residual needs an image output');
+  const [src, srcOff, dst, dstOff, tiles, chanBytes, bias, residual] = [0, 1, 2, 3, 4, 5, 6, 7];
+  let next = 8;
   const i32 = (n: number) => Array.from({ length: n }, () => next++);
   const [t, c, sp, dp, qi, qo] = i32(6);
   const inBase = spec.input.kind === 'table' ? i32(k * k) : [];
   const outBase = spec.output.kind === 'table' ? i32(r * r) : [];
-  const i32Count = next - 7;
+  const i32Count = next - 8;
   const v128 = (n: number) => Array.from({ length: n }, () => next++);
   const [biasV] = v128(1);
   const line = v128(k);
@@ -216,6 +226,7 @@ function transformFunction(spec: TransformSpec): FunctionDef {
   const store = (at: number[], offset: number, row: readonly number[], last: boolean) => {
     const value = linear(row, line);
     if (last && spec.bias) value.push(...op.get(biasV), ...op.f32x4Add);
+    if (last && spec.residual) value.push(...at, ...op.get(residual), ...op.i32Add, ...op.v128Load(offset), ...op.f32x4Add);
     if (last && (spec.act === 'relu' || spec.act === 'relu6')) value.push(...op.f32x4Const(0), ...op.f32x4Max);
     if (last && spec.act === 'relu6') value.push(...op.f32x4Const(6), ...op.f32x4Min);
     return [...at, ...value, ...op.v128Store(offset)];
@@ -254,8 +265,8 @@ function transformFunction(spec: TransformSpec): FunctionDef {
   );
   return {
     name: 'transform',
-    params: Array(7).fill('i32'),
-    locals: [...Array(i32Count).fill('i32'), ...Array(next - 7 - i32Count).fill('v128')],
+    params: Array(8).fill('i32'),
+    locals: [...Array(i32Count).fill('i32'), ...Array(next - 8 - i32Count).fill('v128')],
     body,
   };
 }
@@ -330,7 +341,7 @@ export function getTransformOnMemory(memory: WasmMemory, specJson: string): Tran
 
 /**
  * A transform over rows of tiles: for image b < n and tile row ty < th, one call
- * fn(src, b*srcImage + ty*srcRow, dst, b*dstImage + ty*dstRow, tw, chanBytes, bias).
+ * fn(src, b*srcImage + ty*srcRow, dst, b*dstImage + ty*dstRow, tw, chanBytes, bias, residual).
  */
 export interface TransformRows {
   src: number;
@@ -344,8 +355,10 @@ export interface TransformRows {
   tw: number;
   chanBytes: number;
   bias: number;
+  /** See TransformFn; 0 where the spec has none. */
+  residual?: number;
 }
-const ROW_KEYS = ['src', 'srcImage', 'srcRow', 'dst', 'dstImage', 'dstRow', 'n', 'th', 'tw', 'chanBytes', 'bias'] as const;
+const ROW_KEYS = ['src', 'srcImage', 'srcRow', 'dst', 'dstImage', 'dstRow', 'n', 'th', 'tw', 'chanBytes', 'bias', 'residual'] as const;
 
 /**
  * Part `part` of `parts`: a range of the rows, or, for a single tile (the weight transforms: one
@@ -358,14 +371,14 @@ function transformRowsPart(fn: TransformFn, w: TransformRows): (part: number, pa
       const vectors = w.chanBytes / 16;
       const c0 = 16 * Math.floor((vectors * part) / parts);
       const c1 = 16 * Math.floor((vectors * (part + 1)) / parts);
-      if (c1 > c0) fn(w.src, c0, w.dst, c0, 1, c1 - c0, w.bias);
+      if (c1 > c0) fn(w.src, c0, w.dst, c0, 1, c1 - c0, w.bias, 0);
       return;
     }
     const r1 = Math.floor((rows * (part + 1)) / parts);
     for (let r = Math.floor((rows * part) / parts); r < r1; r++) {
       const b = Math.floor(r / w.th);
       const ty = r - b * w.th;
-      fn(w.src, b * w.srcImage + ty * w.srcRow, w.dst, b * w.dstImage + ty * w.dstRow, w.tw, w.chanBytes, w.bias);
+      fn(w.src, b * w.srcImage + ty * w.srcRow, w.dst, b * w.dstImage + ty * w.dstRow, w.tw, w.chanBytes, w.bias, w.residual ?? 0);
     }
   };
 }
@@ -432,7 +445,7 @@ export function runTransformRows(backend: BackendWasm, spec: TransformSpec, rows
   const bytesWritten = rows.n * rows.th * rows.tw * rows.chanBytes * spec.L.length ** 2;
   const parts = poolParts(backend, bytesWritten / 3600, single ? rows.chanBytes / 16 : rows.n * rows.th, 4);
   const run = transformRowsPart(fn, rows);
-  runParts(backend, { name: 'transformRows', args: ROW_KEYS.map((k) => rows[k]), text: specJson }, parts, (part) => run(part, parts));
+  runParts(backend, { name: 'transformRows', args: ROW_KEYS.map((k) => rows[k] ?? 0), text: specJson }, parts, (part) => run(part, parts));
 }
 
 export function transformModuleBytes(spec: TransformSpec, shared = false): Uint8Array {

@@ -104,7 +104,7 @@ export function useWinograd(backend: BackendWasm, shape: WinogradShape, use: Win
 }
 
 /** Calls taken through Winograd (tests check which path ran). */
-export const winogradStats = { forward: 0, filterGrad: 0, blocks: 0 };
+export const winogradStats = { forward: 0, filterGrad: 0, blocks: 0, residual: 0 };
 
 const POSITIONS = 36;
 /** Outputs per tile side. */
@@ -113,8 +113,8 @@ const TILE = 4;
 /** V and M of the images transformed at a time (both fit in L3 with room for U and the image). */
 export const CHUNK_BYTES = 8 * 2 ** 20;
 
-function spec(L: readonly number[][], input: Side, output: Side, bias = false, act: Activation = 'linear'): TransformSpec {
-  return { L, input, output, bias, act };
+function spec(L: readonly number[][], input: Side, output: Side, bias = false, act: Activation = 'linear', residual = false): TransformSpec {
+  return { L, input, output, bias, act, ...(residual ? { residual } : {}) };
 }
 
 export const byteAddress = (s: Scratch, info: Info) => heapOffset(s.backend, info).offset * 4;
@@ -252,7 +252,27 @@ export function transposeLast2(s: Scratch, x: Info): Info {
 
 export interface Epilogue {
   bias?: Info;
+  /**
+   * An image [n, outH, outW, co] added before the activation (a ResNet block's shortcut). Stride 1
+   * only, and only where whole tiles cover the output (`residualFits`): the output transform reads
+   * it at the offset of each output it writes.
+   */
+  residual?: Info;
   act: Activation;
+}
+
+/** Whether a stride-1 output of this size can take a residual in its output transform. */
+export const residualFits = (outH: number, outW: number) => outH % TILE === 0 && outW % TILE === 0;
+
+/** The residual's offset from y in bytes (see TransformSpec.residual), 0 for none. */
+function residualOffset(s: Scratch, epilogue: Epilogue, y: Info): number {
+  if (!epilogue.residual) return 0;
+  const [n, h, w, c] = y.shape;
+  if (JSON.stringify(epilogue.residual.shape) !== JSON.stringify([n, h, w, c])) {
+    throw new Error(`wasm-kernels: a residual of shape ${epilogue.residual.shape} for an output of ${y.shape} (whole tiles only)`);
+  }
+  winogradStats.residual++;
+  return byteAddress(s, epilogue.residual) - byteAddress(s, y);
 }
 
 /**
@@ -313,7 +333,8 @@ function winogradProducts(
   const [pixIn, pixOut] = [ci * 4, co * 4];
   const input = spec(BT, imageGrid(wp, pixIn, TILE), { kind: 'table' });
   const { bias, act } = epilogue;
-  const output = spec(AT, { kind: 'table' }, imageGrid(wq, pixOut, TILE), bias !== undefined, act);
+  const output = spec(AT, { kind: 'table' }, imageGrid(wq, pixOut, TILE), bias !== undefined, act, epilogue.residual !== undefined);
+  const residual = residualOffset(s, epilogue, y);
   const layout = { k: ci, lda: ci, ldb: co, ldc: co };
   for (let b0 = 0; b0 < n; b0 += chunk) {
     const part = tiling(Math.min(chunk, n - b0), outH, outW);
@@ -323,7 +344,7 @@ function winogradProducts(
     const products = { layout, aTable: vTable, bTable: uTable, cTable: mTable, count: POSITIONS, m: part.tiles, n: co };
     if (!runTableGemm(s.backend, products)) throw new Error('wasm-kernels: the Winograd products need wasm SIMD');
     const dst = imageSide(byteAddress(s, y) + b0 * hq * wq * pixOut, hq, wq, pixOut, TILE);
-    runTransformRows(s.backend, output, rows(tableSide(mTable, part, pixOut), dst, part, pixOut, bias ? byteAddress(s, bias) : 0));
+    runTransformRows(s.backend, output, { ...rows(tableSide(mTable, part, pixOut), dst, part, pixOut, bias ? byteAddress(s, bias) : 0), residual });
   }
   for (const b of [...v, ...m]) s.release(b);
   if (owned) s.release(u);
@@ -335,7 +356,7 @@ function winogradProducts(
 function blockForm(ci: number, co: number, tw: number, epilogue: Epilogue): BlockForm {
   const width = TILE * tw + 6 - TILE;
   const input = spec(BT, imageGrid(width, ci * 4, TILE), { kind: 'table' });
-  const output = spec(AT, { kind: 'table' }, imageGrid(TILE * tw, co * 4, TILE), epilogue.bias !== undefined, epilogue.act);
+  const output = spec(AT, { kind: 'table' }, imageGrid(TILE * tw, co * 4, TILE), epilogue.bias !== undefined, epilogue.act, epilogue.residual !== undefined);
   return {
     tile: TILE,
     positions: POSITIONS,
@@ -359,7 +380,8 @@ function winogradByBlocks(s: Scratch, x: Info, filter: FilterTransform, top: num
   const t = tiling(n, outH, outW);
   const shape = { n, h, w, ci, co, th: t.th, tw: t.tw };
   const y = s.alloc([n, TILE * t.th, TILE * t.tw, co]);
-  const call = { x: byteAddress(s, x), y: byteAddress(s, y), shape, top, left, uTable: planeTable(s, u), bias: epilogue.bias ? byteAddress(s, epilogue.bias) : 0 };
+  const bias = epilogue.bias ? byteAddress(s, epilogue.bias) : 0;
+  const call = { x: byteAddress(s, x), y: byteAddress(s, y), shape, top, left, uTable: planeTable(s, u), bias, residual: residualOffset(s, epilogue, y) };
   runBlocks(s, blockForm(ci, co, t.tw, epilogue), call);
   if (owned) s.release(u);
   return crop4d(s, y, 0, 0, outH, outW);
