@@ -19,8 +19,8 @@
  * Winograd's output transform: ResNet-34 at 128 px, batch 16, 1 thread, 107 -> 59 kernels a pass
  * and ~2-4 ms less of ~230 in alternating runs (the Add and Relu passes, 3.4-3.9 ms, are gone).
  *
- * The folded body is a new LayersModel built from the body's Keras topology (so it has only stock
- * layers: it is not the model that trains or exports), its weights computed from the body's as they
+ * The folded body is a new LayersModel built from the body's Keras topology (stock layers and
+ * ResidualConv2D: it is not the model that trains or exports), its weights computed from the body's as they
  * are now. Training later does not change it: fold again after training. Results differ from the
  * unfolded body by float rounding only. */
 import * as tf from '@tensorflow/tfjs';
@@ -120,7 +120,8 @@ function isHalfPadding(pad: LayerJson, layer: LayerJson): boolean {
  * only consumer is a channels-last BatchNorm, plus the relu / relu6 that is the BatchNorm's only
  * consumer, if any; and a ZeroPadding2D whose only consumer is a convolution that can pad the same
  * by itself (`same`; or explicitly, when it takes a BatchNorm and so runs our fused call), or a max
- * pool after a relu. Rewrites the topology in place (those layers removed, their consumers rewired).
+ * pool after a relu; then residual block ends (planResiduals). Rewrites the topology in place (those
+ * layers removed, their consumers rewired).
  */
 function planFolds(model: ModelJson, body: tf.LayersModel): { folds: Fold[]; pads: number; explicitPads: Map<string, number>; residuals: Map<string, Fold> } {
   const { layers } = model.config;

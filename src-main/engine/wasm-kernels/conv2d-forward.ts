@@ -1,8 +1,8 @@
 /**
  * Conv2D and FusedConv2D for the wasm backend: 3x3 stride-1 convolutions go through Winograd
  * F(4x4, 3x3) (winograd.ts), 3x3 and 7x7 (ResNet's stem) stride-2 ones through F(4x4, 2x2) or
- * F(2x2, 2x2) and F(4x4, 4x4) on the input's four phase images (strided-winograd.ts), everything else to the stock
- * XNNPACK kernels. The fused bias and relu / relu6 are applied in Winograd's output transform;
+ * F(2x2, 2x2) and F(4x4, 4x4) on the input's four phase images (strided-winograd.ts), everything
+ * else to the stock XNNPACK kernels. The fused bias and relu / relu6 are applied in Winograd's output transform;
  * other fused activations (prelu, leakyrelu, sigmoid, elu) and NCHW take the stock kernel.
  *
  * RESIDUAL_CONV2D is FusedConv2D plus an input added before the activation (a ResNet block's
@@ -16,7 +16,7 @@ import { stridedWinogradConv2d, useStridedWinograd } from './strided-winograd.js
 import { residualFits, useWinograd, winogradConv2d } from './winograd.js';
 import type { Activation } from './winograd-transforms.js';
 import { simdKernels } from './simd-kernels.js';
-import { heapOffset, type Info, runStock, type Shape4, withScratch } from './wasm-ops.js';
+import { heapOffset, type Info, runStock, sameShape, type Shape4, withScratch } from './wasm-ops.js';
 
 /** The kernel name of a fused convolution that adds `residual` before its activation. */
 export const RESIDUAL_CONV2D = 'FinetuneResidualConv2D';
@@ -80,8 +80,6 @@ function fusedConv2d(args: { inputs: ConvInputs; backend: BackendWasm; attrs: Co
   const { inputs, backend, attrs } = args;
   return tryWinograd(backend, inputs, attrs) ?? runStock(tf.FusedConv2D, backend, inputs as unknown as Record<string, Info>, attrs);
 }
-
-const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 
 function residualConv2d(args: { inputs: ConvInputs & { residual: Info }; backend: BackendWasm; attrs: ConvAttrs }): Info {
   const { inputs, backend, attrs } = args;

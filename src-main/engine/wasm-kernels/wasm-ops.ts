@@ -12,6 +12,8 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 export type Info = tf.TensorInfo;
 export type Shape4 = [number, number, number, number];
+
+export const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 type Pads2 = [[number, number], [number, number], [number, number], [number, number]];
 
 /**

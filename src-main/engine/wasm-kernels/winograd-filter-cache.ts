@@ -21,7 +21,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import type { Info } from './wasm-ops.js';
+import { type Info, sameShape } from './wasm-ops.js';
 
 /** The cache's size limit (tests lower it). */
 export const filterCacheOptions = { maxBytes: 512 * 2 ** 20 };
@@ -38,7 +38,6 @@ interface FilterCache {
 const caches = new WeakMap<BackendWasm, FilterCache>();
 
 const bytesOf = (info: Info) => info.shape.reduce((a, b) => a * b, 4);
-const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 
 function drop(cache: FilterCache, filterId: DataId): void {
   const kept = cache.entries.get(filterId);

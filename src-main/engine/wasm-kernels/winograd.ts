@@ -40,7 +40,7 @@ import { type BlockForm, blocksPay, blocksPlan, winogradBlocks } from './winogra
 import { gradBlocksPlan, winogradFilterGradBlocks } from './winograd-filter-grad-blocks.js';
 import { simdKernels } from './simd-kernels.js';
 import { keptFilterTransform } from './winograd-filter-cache.js';
-import { crop4d, heapOffset, type Info, padSpatial, type Scratch, type Shape4 } from './wasm-ops.js';
+import { crop4d, heapOffset, type Info, padSpatial, sameShape, type Scratch, type Shape4 } from './wasm-ops.js';
 
 export type WinogradMode = 'off' | 'auto' | 'always';
 
@@ -267,8 +267,7 @@ export const residualFits = (outH: number, outW: number) => outH % TILE === 0 &&
 /** The residual's offset from y in bytes (see TransformSpec.residual), 0 for none. */
 function residualOffset(s: Scratch, epilogue: Epilogue, y: Info): number {
   if (!epilogue.residual) return 0;
-  const [n, h, w, c] = y.shape;
-  if (JSON.stringify(epilogue.residual.shape) !== JSON.stringify([n, h, w, c])) {
+  if (!sameShape(epilogue.residual.shape, y.shape)) {
     throw new Error(`wasm-kernels: a residual of shape ${epilogue.residual.shape} for an output of ${y.shape} (whole tiles only)`);
   }
   winogradStats.residual++;
