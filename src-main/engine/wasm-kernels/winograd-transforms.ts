@@ -1,8 +1,8 @@
 /**
- * SIMD code for Winograd F(4x4, 3x3), F(4x4, 2x2), F(2x2, 2x2) and F(4x4, 4x4): every transform of the
- * algorithm is `out = L d L^T` for a constant matrix L (r x k) applied to a k x k grid of channel
- * vectors, so one generator writes them all. The matrix is baked into the code (zeros skipped,
- * +-1 as add/sub); the grid is read from / written to either
+ * SIMD code for Winograd F(4x4, 3x3), F(4x4, 2x2), F(2x2, 2x2) and F(4x4, 4x4): every transform
+ * of the algorithm is `out = L d L^T` for a constant matrix L (r x k) applied to a k x k grid of
+ * channel vectors, so one generator writes them all. The matrix is baked into the code (zeros
+ * skipped, +-1 as add/sub); the grid is read from / written to either
  * - an image: grid element (i, j) at byte offset i*rowBytes + j*pixBytes from the tile's corner
  *   (constants, so they become load/store immediates), tiles `tile` pixels apart; or
  * - a table: k*k (or r*r) separate buffers, whose addresses sit in an i32 table in the heap,
