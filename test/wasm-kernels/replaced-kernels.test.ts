@@ -146,6 +146,19 @@ test('Identity and same-dtype Cast share memory, and disposing either leaves the
   assert.deepEqual(runOn('wasm', () => tf.tensor(v).cast('int32')).values, runOn('cpu', () => tf.tensor(v).cast('int32')).values);
 });
 
+test('a slice of the whole tensor shares its buffer, and outlives the tensor it came from', () => {
+  tf.setBackend('wasm');
+  const before = tf.memory().numDataBuffers;
+  const a = tf.tensor([1, 2, 3, 4, 5, 6], [2, 3]);
+  const whole = tf.slice(a, [0, 0], [2, 3]);
+  assert.equal(tf.memory().numDataBuffers, before + 1, 'one buffer for both');
+  a.dispose();
+  assert.deepEqual(Array.from(whole.dataSync()), [1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(whole.shape, [2, 3]);
+  whole.dispose();
+  assert.equal(tf.memory().numDataBuffers, before);
+});
+
 test('a variable keeps its value when the tensor it was assigned from is disposed', () => {
   tf.setBackend('wasm');
   const v = tf.variable(tf.zeros([3]));

@@ -12,7 +12,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { type Info, runStock } from './wasm-ops.js';
 
-function share(backend: BackendWasm, x: Info): Info {
+/** x's buffer under a new tensor (tensor memory is immutable and reference counted). */
+export function share(backend: BackendWasm, x: Info): Info {
   backend.incRef(x.dataId);
   return { dataId: x.dataId, shape: x.shape.slice(), dtype: x.dtype };
 }

@@ -120,6 +120,9 @@ class KernelPool {
         Atomics.store(ints, Slot.Next, parts); // the workers stop taking parts
         recordError(this.views, err instanceof Error ? err.message : String(err));
       }
+      // Poll for the workers a while before sleeping (SPIN_MS).
+      const spinUntil = performance.now() + kernelPoolOptions.spinMs;
+      while (Atomics.load(ints, Slot.Done) < this.workers.length && performance.now() < spinUntil);
       const since = Date.now();
       for (let done = Atomics.load(ints, Slot.Done); done < this.workers.length; done = Atomics.load(ints, Slot.Done)) {
         if (Atomics.wait(ints, Slot.Done, done, 1_000) === 'timed-out' && Date.now() - since > STALL_MS) {
@@ -147,10 +150,18 @@ const pools = new WeakMap<WasmMemory, KernelPool>();
 export const kernelPoolTasks = new Map<string, number>();
 
 /**
+ * How long the calling thread, its own parts done, polls for the workers before it sleeps. It has
+ * nothing else to run meanwhile; sleeping, it woke ~100-250 µs after the last worker finished, on
+ * each of the ~30 tasks of a forward pass. ResNet-18 / ResNet-34 at 128 px, batch 16, 2 threads,
+ * alternating in one process (median ms): 80.5 -> 79.8 and 140.2 -> 136.5, 81.7 -> 79.3.
+ */
+const SPIN_MS = 2;
+
+/**
  * Tests: `enabled = false` runs every part on the calling thread, in order. Nothing else changes
  * (kernels still split into the same parts), so results must be bitwise the same.
  */
-export const kernelPoolOptions = { enabled: true };
+export const kernelPoolOptions = { enabled: true, spinMs: SPIN_MS };
 
 function poolOf(backend: BackendWasm): KernelPool | undefined {
   const memory = backendMemory(backend);

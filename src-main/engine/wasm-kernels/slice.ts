@@ -2,10 +2,12 @@
  * Slice for the wasm backend, replacing the stock one, which first copies the whole input out of
  * the wasm heap (`readSync`) and then copies rows back in. Slice is the gradient of every
  * ZeroPadding2D (ResNet pads before each strided conv and the max-pool), so it runs on full
- * activations. Here each contiguous run is one memmove inside the heap.
+ * activations. Here each contiguous run is one memmove inside the heap, and a slice of the whole
+ * tensor (a layers model's predict slices its input into one batch) shares the input's buffer.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { share } from './identity.js';
 import { type Info, runStock } from './wasm-ops.js';
 
 type Typed = Float32Array | Int32Array | Uint8Array;
@@ -15,6 +17,7 @@ export function slice(args: { inputs: { x: Info }; backend: BackendWasm; attrs: 
   const { x } = inputs;
   if (x.dtype === 'string' || x.dtype === 'complex64') return runStock(tf.Slice, backend, inputs, attrs);
   const [begin, size] = tf.slice_util.parseSliceParams(x as unknown as tf.Tensor, attrs.begin, attrs.size);
+  if (begin.every((b) => b === 0) && size.every((n, i) => n === x.shape[i])) return share(backend, x);
   const out = backend.makeOutput(size, x.dtype);
   const total = size.reduce((a, b) => a * b, 1);
   if (total === 0) return out;
