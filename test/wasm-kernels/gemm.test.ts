@@ -36,6 +36,27 @@ test('the generated GEMM module validates', () => {
   const Wasm = (globalThis as unknown as { WebAssembly: { validate(b: Uint8Array): boolean } }).WebAssembly;
   assert.ok(Wasm.validate(gemmModuleBytes({ k: 64, lda: 64, ldb: 128, ldc: 128 })));
   assert.ok(Wasm.validate(gemmModuleBytes({ k: 3, lda: 7, ldb: 4, ldc: 8 }, true)));
+  assert.ok(Wasm.validate(gemmModuleBytes({ k: 3, lda: 7, ldb: 4, ldc: 8, bias: true })));
+  assert.throws(() => gemmModuleBytes({ k: 3, lda: 3, ldb: 4, ldc: 4, bias: true, accumulate: true }), /either accumulates or adds a bias/);
+});
+
+test('C = bias + A x B: the bias starts every row, across whole and partial column blocks', () => {
+  const r = rng(10);
+  // m, k, n, lda: a strided A (lda = 2k, a stride-2 1x1 convolution's row), a column tail, a row tail.
+  for (const [m, k, n, lda] of [
+    [8, 16, 8, 32],
+    [5, 3, 12, 6],
+    [9, 7, 20, 7],
+  ]) {
+    const [a, b, bias] = [randomArray(m * lda, r), randomArray(k * n, r), randomArray(n, r)];
+    const [at, bt, biasT, ct] = [tf.tensor(a), tf.tensor(b), tf.tensor(bias), tf.zeros([m * n])];
+    const gemm = gemmOnBackend(backend(), { k, lda, ldb: n, ldc: n, bias: true });
+    assert.ok(gemm, 'the GEMM kernel did not instantiate');
+    gemm(address(at), address(bt), address(ct), m, n, address(biasT));
+    const expected = reference(a, b, m, k, n, lda, n).map((v, i) => v + bias[i % n]);
+    assertClose(ct.dataSync() as Float32Array, expected, n, n, `bias ${m}x${k}x${n}`);
+    tf.dispose([at, bt, biasT, ct]);
+  }
 });
 
 test('C = A x B for whole tiles, row and column tails and padded leading dimensions', () => {

@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { relativeMaxError } from './helpers.js';
-import { pooledCaseGrads, smallCaseGrads } from './fixtures/threaded-cases.js';
+import { pointwiseCase, pooledCaseGrads, smallCaseGrads } from './fixtures/threaded-cases.js';
 
 const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'threaded-child.ts');
 
@@ -24,6 +24,7 @@ interface ChildResult {
   residualAsSeparateOps: boolean;
   small: number[][];
   pooled: number[][];
+  pointwise: number[][];
 }
 
 function runChild(threads: number): ChildResult {
@@ -37,7 +38,7 @@ function assertClose(label: string, reference: number[][], actual: number[][]): 
   assert.equal(actual.length, reference.length);
   reference.forEach((ref, i) => {
     const err = relativeMaxError(Float32Array.from(ref), Float32Array.from(actual[i]));
-    assert.ok(err <= 1e-4, `${label} gradient ${i}: relative error ${err.toExponential(2)}`);
+    assert.ok(err <= 1e-4, `${label} [${i}]: relative error ${err.toExponential(2)}`);
   });
 }
 
@@ -51,11 +52,12 @@ test('startWasmBackend({ threads: 2 }) runs 2 XNNPACK and 2 kernel threads on a 
   for (const task of ['filterGrad', 'transformRows', 'tableGemm', 'gemmRows', 'batchNormSums', 'batchNormBackward', 'maxPoolGrad', 'winogradBlocks', 'winogradFilterGradBlocks']) {
     assert.ok((threaded.pooledTasks[task] ?? 0) > 0, `${task} never reached the kernel pool: ${JSON.stringify(threaded.pooledTasks)}`);
   }
-  assert.ok(threaded.identicalOnOneThread, 'the parts run on one thread gave other gradients (or residual convolutions) than on the pool');
+  assert.ok(threaded.identicalOnOneThread, 'the parts run on one thread gave other gradients (or residual or pointwise convolutions) than on the pool');
   assert.ok(threaded.residualAsSeparateOps, 'a residual convolution on the pool differs from its conv, add and relu');
   await tf.setBackend('cpu');
   assertClose('small case', smallCaseGrads(), threaded.small);
   assertClose('pooled case', pooledCaseGrads(), threaded.pooled);
+  assertClose('pointwise case', pointwiseCase(), threaded.pointwise);
 });
 
 test('startWasmBackend() without threads keeps the single-threaded build and no kernel pool', () => {

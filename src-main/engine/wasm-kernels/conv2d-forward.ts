@@ -1,8 +1,8 @@
 /**
  * Conv2D and FusedConv2D for the wasm backend: 3x3 stride-1 convolutions go through Winograd
  * F(4x4, 3x3) (winograd.ts), 3x3 and 7x7 (ResNet's stem) stride-2 ones through F(4x4, 2x2) or
- * F(2x2, 2x2) and F(4x4, 4x4) on the input's four phase images (strided-winograd.ts), everything
- * else to the stock XNNPACK kernels. The fused bias and relu / relu6 are applied in Winograd's output transform;
+ * F(2x2, 2x2) and F(4x4, 4x4) on the input's four phase images (strided-winograd.ts), 1x1 ones
+ * with a stride through our GEMM (pointwise-conv.ts), everything else to the stock XNNPACK kernels. The fused bias and relu / relu6 are applied in Winograd's output transform;
  * other fused activations (prelu, leakyrelu, sigmoid, elu) and NCHW take the stock kernel.
  *
  * RESIDUAL_CONV2D is FusedConv2D plus an input added before the activation (a ResNet block's
@@ -12,6 +12,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { convAxes } from './conv-geometry.js';
+import { stridedPointwiseConv2d, useStridedPointwise } from './pointwise-conv.js';
 import { stridedWinogradConv2d, useStridedWinograd } from './strided-winograd.js';
 import { residualFits, useWinograd, winogradConv2d } from './winograd.js';
 import type { Activation } from './winograd-transforms.js';
@@ -39,8 +40,8 @@ interface ConvInputs {
 
 const FUSABLE: ReadonlySet<string> = new Set(['linear', 'relu', 'relu6']);
 
-/** The Winograd result, or null when the stock kernel should run (or cannot add `residual`). */
-function tryWinograd(backend: BackendWasm, inputs: ConvInputs, attrs: ConvAttrs, residual?: Info): Info | null {
+/** Our kernel's result, or null when the stock kernel should run (or ours cannot add `residual`). */
+function tryOwnKernel(backend: BackendWasm, inputs: ConvInputs, attrs: ConvAttrs, residual?: Info): Info | null {
   const { x, filter, bias } = inputs;
   if (attrs.dataFormat === 'NCHW' || x.dtype !== 'float32' || filter.dtype !== 'float32') return null;
   if (x.shape.length !== 4) return null;
@@ -60,7 +61,13 @@ function tryWinograd(backend: BackendWasm, inputs: ConvInputs, attrs: ConvAttrs,
   const [ah, aw] = convAxes(info);
   const epilogue = { bias: bias ?? undefined, act: activation as Activation, residual };
   const { batchSize: n, outHeight: outH, outWidth: outW } = info;
-  if (useStridedWinograd(backend, filter.shape, [ah.stride, aw.stride], [ah.dilation, aw.dilation], n, outH, outW)) {
+  const strides = [ah.stride, aw.stride] as const;
+  const geometry = { filterShape: filter.shape, strides, dilations: [ah.dilation, aw.dilation] as const, padBefore: [ah.padBefore, aw.padBefore] as const };
+  if (useStridedPointwise(backend, geometry)) {
+    if (residual) return null;
+    return withScratch(backend, (s) => stridedPointwiseConv2d(s, x, filter, strides, outH, outW, epilogue));
+  }
+  if (useStridedWinograd(backend, filter.shape, strides, geometry.dilations, n, outH, outW)) {
     if (residual) return null;
     return withScratch(backend, (s) => stridedWinogradConv2d(s, x, filter, ah.padBefore, aw.padBefore, outH, outW, epilogue));
   }
@@ -73,22 +80,22 @@ function tryWinograd(backend: BackendWasm, inputs: ConvInputs, attrs: ConvAttrs,
 
 function conv2d(args: { inputs: ConvInputs; backend: BackendWasm; attrs: ConvAttrs }): Info {
   const { inputs, backend, attrs } = args;
-  return tryWinograd(backend, inputs, attrs) ?? runStock(tf.Conv2D, backend, inputs as unknown as Record<string, Info>, attrs);
+  return tryOwnKernel(backend, inputs, attrs) ?? runStock(tf.Conv2D, backend, inputs as unknown as Record<string, Info>, attrs);
 }
 
 function fusedConv2d(args: { inputs: ConvInputs; backend: BackendWasm; attrs: ConvAttrs }): Info {
   const { inputs, backend, attrs } = args;
-  return tryWinograd(backend, inputs, attrs) ?? runStock(tf.FusedConv2D, backend, inputs as unknown as Record<string, Info>, attrs);
+  return tryOwnKernel(backend, inputs, attrs) ?? runStock(tf.FusedConv2D, backend, inputs as unknown as Record<string, Info>, attrs);
 }
 
 function residualConv2d(args: { inputs: ConvInputs & { residual: Info }; backend: BackendWasm; attrs: ConvAttrs }): Info {
   const { inputs, backend, attrs } = args;
   const { x, filter, bias, residual } = inputs;
-  const fused = tryWinograd(backend, inputs, attrs, residual);
+  const fused = tryOwnKernel(backend, inputs, attrs, residual);
   if (fused) return fused;
   const linear = { ...attrs, activation: 'linear' };
   const convInputs = { x, filter, ...(bias ? { bias } : {}) };
-  const y = tryWinograd(backend, convInputs, linear) ?? runStock(tf.FusedConv2D, backend, convInputs as unknown as Record<string, Info>, linear);
+  const y = tryOwnKernel(backend, convInputs, linear) ?? runStock(tf.FusedConv2D, backend, convInputs as unknown as Record<string, Info>, linear);
   addAndActivate(backend, y, residual, (attrs.activation ?? 'linear') as Activation);
   return y;
 }

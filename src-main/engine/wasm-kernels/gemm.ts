@@ -35,20 +35,24 @@ export interface GemmLayout {
   ldc: number;
   /** C += A x B instead of C = A x B (a filter gradient summed block by block). */
   accumulate?: boolean;
+  /** C = bias + A x B, the bias a row of n floats (a 1x1 convolution's, pointwise-conv.ts). */
+  bias?: boolean;
 }
 
 /**
- * gemm_R_V(a, b, c, mBlocks, nBlocks): for mBlocks blocks of R rows and nBlocks blocks of 4V
- * columns, C[rows, cols] = sum_k A[rows, k] * B[k, cols]. Byte addresses. Column blocks are the
- * outer loop: one K x 4V panel of B (16 KiB for K = 512) stays in L1 while every row block of A
+ * gemm_R_V(a, b, c, mBlocks, nBlocks[, bias]): for mBlocks blocks of R rows and nBlocks blocks of
+ * 4V columns, C[rows, cols] = sum_k A[rows, k] * B[k, cols] (+ bias[cols]). Byte addresses.
+ * Column blocks are the outer loop: one K x 4V panel of B (16 KiB for K = 512) stays in L1 while every row block of A
  * passes under it, so B is read from memory once per call. (Rows outer read all of B once per
  * 4 rows: Winograd's layer-4 products, 16 x 512 by 512 x 512, ran at 35 instead of 50 GFLOP/s.)
  * The caller keeps A's rows per call small enough to stay in L2 (see ROWS_PER_CALL_BYTES).
  */
 function gemmFunction(R: number, V: number, g: GemmLayout): FunctionDef {
-  const [a, b, c, mBlocks, nBlocks] = [0, 1, 2, 3, 4];
-  let next = 5;
-  const [mi, ni, ki, pa, pb, rowA, rowC, colB, colC] = Array.from({ length: 9 }, () => next++);
+  if (g.accumulate && g.bias) throw new Error('gemm: a layout either accumulates or adds a bias');
+  const [a, b, c, mBlocks, nBlocks, bias] = [0, 1, 2, 3, 4, 5];
+  const params = g.bias ? 6 : 5;
+  let next = params;
+  const [mi, ni, ki, pa, pb, rowA, rowC, colB, colC, colBias] = Array.from({ length: 10 }, () => next++);
   const acc = Array.from({ length: R }, () => Array.from({ length: V }, () => next++));
   const splat = Array.from({ length: R }, () => next++);
   const bv = Array.from({ length: V }, () => next++);
@@ -62,19 +66,22 @@ function gemmFunction(R: number, V: number, g: GemmLayout): FunctionDef {
     }
   }
   step.push(addConst(pa, 4), addConst(pb, g.ldb * 4));
-  const start = acc.flatMap((row, r) =>
-    row.map((l, v) => (g.accumulate ? [...op.get(rowC), ...op.v128Load(r * g.ldc * 4 + 16 * v), ...op.set(l)] : [...op.f32x4Const(0), ...op.set(l)])),
-  );
+  const initial = (r: number, v: number) => {
+    if (g.accumulate) return [...op.get(rowC), ...op.v128Load(r * g.ldc * 4 + 16 * v)];
+    if (g.bias) return [...op.get(colBias), ...op.v128Load(16 * v)];
+    return op.f32x4Const(0);
+  };
+  const start = acc.flatMap((row, r) => row.map((l, v) => [...initial(r, v), ...op.set(l)]));
   const store: number[][] = [];
   for (let r = 0; r < R; r++) {
     for (let v = 0; v < V; v++) store.push([...op.get(rowC), ...op.get(acc[r][v]), ...op.v128Store(r * g.ldc * 4 + 16 * v)]);
   }
   return {
     name: `gemm_${R}_${V}`,
-    params: Array(5).fill('i32'),
-    locals: [...Array(9).fill('i32'), ...Array(R * V + R + V).fill('v128')],
+    params: Array(params).fill('i32'),
+    locals: [...Array(10).fill('i32'), ...Array(R * V + R + V).fill('v128')],
     body: [
-      [...op.get(b), ...op.set(colB), ...op.get(c), ...op.set(colC)],
+      [...op.get(b), ...op.set(colB), ...op.get(c), ...op.set(colC), ...(g.bias ? [...op.get(bias), ...op.set(colBias)] : [])],
       countDown(ni, op.get(nBlocks), [
         [...op.get(a), ...op.set(rowA), ...op.get(colC), ...op.set(rowC)],
         countDown(mi, op.get(mBlocks), [
@@ -87,6 +94,7 @@ function gemmFunction(R: number, V: number, g: GemmLayout): FunctionDef {
         ]),
         addConst(colB, 16 * V),
         addConst(colC, 16 * V),
+        addConst(colBias, 16 * V),
       ]),
     ],
   };
@@ -106,10 +114,13 @@ function functions(g: GemmLayout): () => FunctionDef[] {
  */
 const ROWS_PER_CALL_BYTES = 64 * 1024;
 
-type GemmFn = (a: number, b: number, c: number, mBlocks: number, nBlocks: number) => void;
+type GemmFn = (a: number, b: number, c: number, mBlocks: number, nBlocks: number, bias?: number) => void;
 
-/** C [m, n] = A [m, k] x B [k, n] with this layout; n must be a multiple of 4. Byte addresses. */
-export type Gemm = (a: number, b: number, c: number, m: number, n: number) => void;
+/**
+ * C [m, n] = A [m, k] x B [k, n] (+ bias [n] where the layout has one) with this layout; n must
+ * be a multiple of 4. Byte addresses.
+ */
+export type Gemm = (a: number, b: number, c: number, m: number, n: number, bias?: number) => void;
 
 const bound = new WeakMap<WasmExports, Gemm>();
 
@@ -119,7 +130,7 @@ function bind(e: WasmExports | null, g: GemmLayout): Gemm | null {
   let gemm = bound.get(e);
   if (gemm) return gemm;
   const fn = (r: number, v: number) => e[`gemm_${r}_${v}`] as unknown as GemmFn;
-  gemm = (a, b, c, m, n) => {
+  gemm = (a, b, c, m, n, bias = 0) => {
     if (n % 4 !== 0) throw new Error('gemm: n must be a multiple of 4');
     // The generated loops run at least once: empty products never reach them.
     if (m === 0 || n === 0) return;
@@ -128,8 +139,8 @@ function bind(e: WasmExports | null, g: GemmLayout): Gemm | null {
     const fullV = vectors - (vectors % TILE_V);
     // Body in whole tiles, then the last rows and the last vectors with narrower tiles.
     const columns = (rowA: number, rowC: number, r: number, blocks: number) => {
-      if (fullV > 0) fn(r, TILE_V)(rowA, b, rowC, blocks, fullV / TILE_V);
-      if (fullV < vectors) fn(r, vectors - fullV)(rowA, b + fullV * 16, rowC + fullV * 16, blocks, 1);
+      if (fullV > 0) fn(r, TILE_V)(rowA, b, rowC, blocks, fullV / TILE_V, bias);
+      if (fullV < vectors) fn(r, vectors - fullV)(rowA, b + fullV * 16, rowC + fullV * 16, blocks, 1, bias + fullV * 16);
     };
     // Row blocks whose slice of A stays in L2 while the column panels sweep over it.
     const rowsPerCall = Math.max(TILE_R, Math.floor(ROWS_PER_CALL_BYTES / (g.k * 4) / TILE_R) * TILE_R);
@@ -143,7 +154,7 @@ function bind(e: WasmExports | null, g: GemmLayout): Gemm | null {
   return gemm;
 }
 
-const key = (g: GemmLayout) => `gemm ${g.k} ${g.lda} ${g.ldb} ${g.ldc}${g.accumulate ? ' +=' : ''}`;
+const key = (g: GemmLayout) => `gemm ${g.k} ${g.lda} ${g.ldb} ${g.ldc}${g.accumulate ? ' +=' : ''}${g.bias ? ' +bias' : ''}`;
 
 /** The product for this layout on the backend's heap, or null where generated SIMD cannot run. */
 export function gemmOnBackend(backend: BackendWasm, g: GemmLayout): Gemm | null {
@@ -173,27 +184,29 @@ export interface TableGemm {
   count: number;
   m: number;
   n: number;
+  /** Byte address of the bias row where the layout adds one. */
+  bias?: number;
 }
 
-const tableArgs = (t: TableGemm) => [t.layout.k, t.layout.lda, t.layout.ldb, t.layout.ldc, t.aTable, t.bTable, t.cTable, t.count, t.m, t.n];
+const tableArgs = (t: TableGemm) => [t.layout.k, t.layout.lda, t.layout.ldb, t.layout.ldc, t.aTable, t.bTable, t.cTable, t.count, t.m, t.n, t.layout.bias ? t.bias! : 0];
 
 function tableGemmPart(gemm: Gemm, memory: WasmMemory, t: TableGemm): (part: number, parts: number) => void {
   return (part, parts) => {
     const heap = new Int32Array(memory.buffer);
     const end = Math.floor((t.count * (part + 1)) / parts);
     for (let i = Math.floor((t.count * part) / parts); i < end; i++) {
-      gemm(heap[t.aTable / 4 + i], heap[t.bTable / 4 + i], heap[t.cTable / 4 + i], t.m, t.n);
+      gemm(heap[t.aTable / 4 + i], heap[t.bTable / 4 + i], heap[t.cTable / 4 + i], t.m, t.n, t.bias);
     }
   };
 }
 
 /** pool-tasks.ts' side of runTableGemm. */
 export function tableGemmTask(memory: WasmMemory, args: readonly number[]): (part: number, parts: number) => void {
-  const [k, lda, ldb, ldc, aTable, bTable, cTable, count, m, n] = args;
-  const layout = { k, lda, ldb, ldc };
+  const [k, lda, ldb, ldc, aTable, bTable, cTable, count, m, n, bias] = args;
+  const layout = { k, lda, ldb, ldc, ...(bias ? { bias: true } : {}) };
   const gemm = gemmOnMemory(memory, layout);
   if (!gemm) throw new Error('the GEMM kernel could not be instantiated on this thread');
-  return tableGemmPart(gemm, memory, { layout, aTable, bTable, cTable, count, m, n });
+  return tableGemmPart(gemm, memory, { layout, aTable, bTable, cTable, count, m, n, bias });
 }
 
 /** Runs the batch of products, split over the kernel pool's threads. False where our GEMM cannot run. */
