@@ -1,7 +1,8 @@
 /**
- * The stock wasm kernels we replace for speed or memory (Tile, Sum, Mean, MaxPoolGrad, Slice,
- * Identity, Cast, BatchMatMul, PadV2, Relu, Relu6, ClipByValue) must keep their exact semantics: checked against `cpu`, including the cases
- * that fall back to the stock kernel and the ones that share memory instead of copying.
+ * The stock wasm kernels we replace for speed or memory (Tile, Sum, Mean, Max, MaxPoolGrad, Slice,
+ * Identity, Cast, BatchMatMul, PadV2, Relu, Relu6, ClipByValue) must keep their exact semantics:
+ * checked against `cpu`, including the cases that fall back to the stock kernel and the ones that
+ * share memory instead of copying.
  */
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
@@ -45,6 +46,26 @@ test('Sum and Mean match cpu on leading-axis (fast path) and other (stock) reduc
   // int32 sums stay exact (stock path).
   const ints = Int32Array.from(v, (x) => Math.round(x * 1000));
   assertMatchesCpu('sum int32', () => tf.sum(tf.tensor(ints, shape, 'int32'), [0, 1, 2]).cast('float32'), 0);
+});
+
+test('Mean and Max over height and width (the global pools) match cpu, as do the other reductions of Max', () => {
+  for (const shape of [
+    [3, 5, 7, 6],
+    [16, 4, 4, 32], // ResNet's last map at 128 px
+    [2, 1, 1, 5], // one pixel: the input itself
+    [1, 2, 1, 3],
+  ]) {
+    const v = data(shape, sizeOf(shape));
+    for (const keepDims of [false, true]) {
+      for (const axis of [[1, 2], [2, 1]]) {
+        assertMatchesCpu(`mean ${shape} ${axis} ${keepDims}`, () => tf.mean(tf.tensor(v, shape), axis, keepDims), 1e-6);
+        assertMatchesCpu(`max ${shape} ${axis} ${keepDims}`, () => tf.max(tf.tensor(v, shape), axis, keepDims), 0);
+      }
+    }
+  }
+  const v = data([3, 5, 7, 6], 43);
+  for (const axis of [[0, 1, 2], [3], [1], -1]) assertMatchesCpu(`max ${axis}`, () => tf.max(tf.tensor(v, [3, 5, 7, 6]), axis), 0);
+  assertMatchesCpu('max 3-D', () => tf.max(tf.tensor(v, [15, 7, 6]), [1, 2]), 0);
 });
 
 test('Sum over a large leading extent keeps float32 accuracy', () => {

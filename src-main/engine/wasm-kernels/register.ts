@@ -16,7 +16,7 @@ import { clipByValueConfig, relu6Config, reluConfig } from './clamp.js';
 import { castConfig, identityConfig } from './identity.js';
 import { maxPoolGradConfig } from './max-pool-grad.js';
 import { padV2Config } from './pad.js';
-import { meanConfig, sumConfig } from './reduce.js';
+import { maxConfig, meanConfig, sumConfig } from './reduce.js';
 import { sliceConfig } from './slice.js';
 import { tileConfig } from './tile.js';
 import { rememberStockKernel } from './wasm-ops.js';
@@ -33,6 +33,7 @@ export const WASM_TRAINING_KERNELS: readonly tf.KernelConfig[] = [
   tileConfig,
   sumConfig,
   meanConfig,
+  maxConfig,
   maxPoolGradConfig,
   sliceConfig,
   padV2Config,
