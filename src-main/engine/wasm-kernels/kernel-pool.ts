@@ -15,6 +15,7 @@
  * Only the threaded build has a shared heap; the single-threaded build, a backend started with
  * 1 thread, or a pool that failed to start run every part on the calling thread.
  */
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -85,12 +86,15 @@ class KernelPool {
   private running = false;
   /** Set when a worker stopped answering: every later task runs on the calling thread. */
   broken = false;
+  /** More threads than CPUs: a polling caller would take a CPU from a worker, so it sleeps at once. */
+  private readonly oversubscribed: boolean;
 
   constructor(
     readonly workers: Worker[],
     buffer: SharedArrayBuffer,
   ) {
     this.views = controlViews(buffer);
+    this.oversubscribed = workers.length + 1 > os.availableParallelism();
   }
 
   /** Runs parts 0..parts-1 of `task`, `runPart` being this thread's copy of the part function. */
@@ -121,7 +125,7 @@ class KernelPool {
         recordError(this.views, err instanceof Error ? err.message : String(err));
       }
       // Poll for the workers a while before sleeping (SPIN_MS).
-      const spinUntil = performance.now() + kernelPoolOptions.spinMs;
+      const spinUntil = performance.now() + (this.oversubscribed ? 0 : kernelPoolOptions.spinMs);
       while (Atomics.load(ints, Slot.Done) < this.workers.length && performance.now() < spinUntil);
       const since = Date.now();
       for (let done = Atomics.load(ints, Slot.Done); done < this.workers.length; done = Atomics.load(ints, Slot.Done)) {
