@@ -2,8 +2,9 @@
  * Conv2D and FusedConv2D for the wasm backend: 3x3 stride-1 convolutions go through Winograd
  * F(4x4, 3x3) (winograd.ts), 3x3 and 7x7 (ResNet's stem) stride-2 ones through F(4x4, 2x2) or
  * F(2x2, 2x2) and F(4x4, 4x4) on the input's four phase images (strided-winograd.ts), 1x1 ones
- * with a stride through our GEMM (pointwise-conv.ts), everything else to the stock XNNPACK kernels. The fused bias and relu / relu6 are applied in Winograd's output transform;
- * other fused activations (prelu, leakyrelu, sigmoid, elu) and NCHW take the stock kernel.
+ * with a stride through our GEMM (pointwise-conv.ts), everything else to the stock XNNPACK
+ * kernels. The fused bias and relu / relu6 are applied in our kernels' epilogues; other fused
+ * activations (prelu, leakyrelu, sigmoid, elu) and NCHW take the stock kernel.
  *
  * RESIDUAL_CONV2D is FusedConv2D plus an input added before the activation (a ResNet block's
  * shortcut, inference-model.ts): through Winograd's output transform where whole tiles cover a

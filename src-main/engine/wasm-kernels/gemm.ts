@@ -42,10 +42,11 @@ export interface GemmLayout {
 /**
  * gemm_R_V(a, b, c, mBlocks, nBlocks[, bias]): for mBlocks blocks of R rows and nBlocks blocks of
  * 4V columns, C[rows, cols] = sum_k A[rows, k] * B[k, cols] (+ bias[cols]). Byte addresses.
- * Column blocks are the outer loop: one K x 4V panel of B (16 KiB for K = 512) stays in L1 while every row block of A
- * passes under it, so B is read from memory once per call. (Rows outer read all of B once per
- * 4 rows: Winograd's layer-4 products, 16 x 512 by 512 x 512, ran at 35 instead of 50 GFLOP/s.)
- * The caller keeps A's rows per call small enough to stay in L2 (see ROWS_PER_CALL_BYTES).
+ * Column blocks are the outer loop: one K x 4V panel of B (16 KiB for K = 512) stays in L1 while
+ * every row block of A passes under it, so B is read from memory once per call. (Rows outer read
+ * all of B once per 4 rows: Winograd's layer-4 products, 16 x 512 by 512 x 512, ran at 35 instead
+ * of 50 GFLOP/s.) The caller keeps A's rows per call small enough to stay in L2 (see
+ * ROWS_PER_CALL_BYTES).
  */
 function gemmFunction(R: number, V: number, g: GemmLayout): FunctionDef {
   if (g.accumulate && g.bias) throw new Error('gemm: a layout either accumulates or adds a bias');

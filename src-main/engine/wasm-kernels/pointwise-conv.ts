@@ -4,8 +4,9 @@
  * the GEMM takes as A's row stride (lda = stride x Ci), so nothing is gathered first; the bias is
  * the GEMM's epilogue (its accumulators start from it), relu / relu6 one clamp over the output.
  *
- * XNNPACK ran these shortcuts at ~30-35 GFLOP/s per thread (ResNet-18 at 128 px, batch 16: 1.9,
- * 1.5 and 1.4 ms on 1 thread, 1.2, 1.0 and 0.9 on 2), and each call woke its own thread pool.
+ * ResNet-18's three at 128 px, batch 16 (67 MFLOP each), alone on 1 thread: XNNPACK 1.38-1.44 ms,
+ * ours 1.22-1.24; alone on 2 about even (0.70-0.74 against 0.65-0.75); in the model on 2 threads
+ * 0.8-1.2 against 0.7-0.8 ms, where each XNNPACK call also woke its own thread pool.
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { gemmFits, runTableGemm } from './gemm.js';
