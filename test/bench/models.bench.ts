@@ -3,13 +3,15 @@
  * at 224 and 128, batch 16, on the active TF.js backend, next to PyTorch running the same model,
  * batch and size in the same run (test/bench/torch_reference.py) when /usr/bin/python3 has torch.
  *
- * The two are measured alternately, model by model, so both see the same load on a shared machine.
+ * The two are measured alternately, model by model and round by round (--rounds, each with its own
+ * warm-up), so both see the same load on a shared machine whose speed drifts by 10% and more
+ * within minutes; the ratio is the median of the rounds' ratios, the img/s the median of theirs.
  * The ratio is for the model the app predicts with (inference-model.ts: BatchNorms folded into the
  * convolutions, activations fused); "as built" is the trained graph, BatchNorm layers and all.
  * PyTorch runs its eval-mode model as is.
  *
- * Options: --arch resnet18,mobilenet_v2_0.35  --sizes 224,128  --batch 16  --iters 3  --warmup-seconds 3
- *          --torch-threads N  --no-torch
+ * Options: --arch resnet18,mobilenet_v2_0.35  --sizes 224,128  --batch 16  --iters 3  --rounds 3
+ *          --warmup-seconds 3  --torch-threads N  --no-torch
  * PyTorch runs as many intra-op threads as the wasm backend (one per CPU up to 4 by default;
  * FINETUNE_WASM_THREADS=1 gives the steadiest single-thread comparison: with 2 threads on a
  * machine shared with other jobs, oneDNN's thread barriers made its figures swing 10x between
@@ -30,6 +32,7 @@ const ARCH_LIST = arg('arch', 'resnet18,resnet34,resnet50,mobilenet_v2_0.35,mobi
 const SIZES = arg('sizes', '224,128').split(',').map(Number);
 const BATCH = Number(arg('batch', '16'));
 const ITERS = Number(arg('iters', '3'));
+const ROUNDS = Math.max(1, Number(arg('rounds', '3')));
 const NUM_CLASSES = 37;
 
 interface Row {
@@ -40,6 +43,8 @@ interface Row {
   /** The inference model the app predicts with (inference-model.ts). */
   tfjs?: number;
   torch?: number;
+  /** The median of the rounds' TF.js / PyTorch ratios. */
+  ratio?: number;
   note?: string;
 }
 
@@ -67,6 +72,11 @@ function fmt(v: number | undefined): string {
   return v === undefined ? '-' : v.toFixed(1);
 }
 
+function median(values: number[]): number | undefined {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted.length === 0 ? undefined : sorted[Math.floor(sorted.length / 2)];
+}
+
 async function main(): Promise<void> {
   const backend = await selectBackend();
   console.log(describeBackend(backend));
@@ -74,7 +84,9 @@ async function main(): Promise<void> {
   const useTorch = !process.argv.includes('--no-torch') && TorchReference.available();
   const torch = useTorch ? await TorchReference.start(await torchThreadsToMatch(backend.name)) : undefined;
   console.log(`${os.availableParallelism()} CPU cores; TF.js ${backend.name}: ${tfThreads}; ${torch ? torch.banner : 'no PyTorch'}`);
-  console.log(`batch ${BATCH}, median of ${ITERS} batches after ${WARMUP_SECONDS} s of warm-up (each side); model = body + fastai head (${NUM_CLASSES} classes), eval mode\n`);
+  console.log(
+    `batch ${BATCH}, median of ${ITERS} batches after ${WARMUP_SECONDS} s of warm-up (each side), ${ROUNDS} alternating round(s); model = body + fastai head (${NUM_CLASSES} classes), eval mode\n`,
+  );
 
   const rows: Row[] = [];
   try {
@@ -88,11 +100,18 @@ async function main(): Promise<void> {
           continue;
         }
         const m = await createModel({ arch, numClasses: NUM_CLASSES, weights, inputSize: size, seed: 1 });
+        const rounds: { tfjs: number; torch?: number }[] = [];
         try {
           row.asBuilt = await timeForward(m.model, size);
           const inference = await inferenceModel(m);
           try {
-            row.tfjs = await timeForward(inference.model, size);
+            for (let round = 0; round < (torch ? ROUNDS : 1) && !row.note; round++) {
+              const tfjs = await timeForward(inference.model, size);
+              const t = torch ? await torch.measure(arch, size, BATCH, ITERS) : undefined;
+              if (t?.error) row.note = `PyTorch failed: ${t.error}`;
+              rounds.push({ tfjs, torch: t?.ips });
+              console.log(`  ${arch} @${size} round ${round + 1}: TF.js ${fmt(tfjs)} img/s, PyTorch ${fmt(t?.ips)} img/s`);
+            }
           } finally {
             inference.dispose();
           }
@@ -101,11 +120,9 @@ async function main(): Promise<void> {
         } finally {
           m.dispose();
         }
-        if (torch) {
-          const t = await torch.measure(arch, size, BATCH, ITERS);
-          row.torch = t.ips;
-          if (t.error) row.note = `PyTorch failed: ${t.error}`;
-        }
+        row.tfjs = median(rounds.map((r) => r.tfjs));
+        row.torch = median(rounds.flatMap((r) => (r.torch === undefined ? [] : [r.torch])));
+        row.ratio = median(rounds.flatMap((r) => (r.torch === undefined ? [] : [r.tfjs / r.torch])));
         console.log(`  ${arch} @${size}: TF.js ${fmt(row.tfjs)} img/s (as built ${fmt(row.asBuilt)}), PyTorch ${fmt(row.torch)} img/s`);
       }
     }
@@ -116,7 +133,7 @@ async function main(): Promise<void> {
   console.log('');
   console.log(`${'arch'.padEnd(20)}${'size'.padStart(5)}${'as built'.padStart(10)}${`${backend.name} img/s`.padStart(16)}${'PyTorch img/s'.padStart(16)}${'TF.js/PyTorch'.padStart(15)}`);
   for (const r of rows) {
-    const ratio = r.tfjs !== undefined && r.torch !== undefined ? `${(r.tfjs / r.torch).toFixed(2)}x` : '-';
+    const ratio = r.ratio !== undefined ? `${r.ratio.toFixed(2)}x` : '-';
     console.log(`${r.arch.padEnd(20)}${String(r.size).padStart(5)}${fmt(r.asBuilt).padStart(10)}${fmt(r.tfjs).padStart(16)}${fmt(r.torch).padStart(16)}${ratio.padStart(15)}${r.note ? `  ${r.note}` : ''}`);
   }
   if (!torch) {
