@@ -9,18 +9,12 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { pointwiseStats } from '../../src-main/engine/wasm-kernels/pointwise-conv.js';
-import { assertMatchesCpu, explicitPad, type Pad, randomArray, rng, useWasmWithTrainingKernels } from './helpers.js';
+import { assertMatchesCpu, type ConvCase, explicitPad, randomArray, rng, useWasmWithTrainingKernels } from './helpers.js';
 
 before(useWasmWithTrainingKernels);
 
-interface Case {
-  n: number;
-  h: number;
-  w: number;
-  ci: number;
-  co: number;
+interface Case extends ConvCase {
   strides: [number, number];
-  pad: Pad;
   bias: boolean;
   act: 'linear' | 'relu' | 'relu6';
   /** Whether our kernel takes it. */
