@@ -20,9 +20,9 @@
  * and ~2-4 ms less of ~230 in alternating runs (the Add and Relu passes, 3.4-3.9 ms, are gone).
  *
  * The folded body is a new LayersModel built from the body's Keras topology (stock layers and
- * ResidualConv2D: it is not the model that trains or exports), its weights computed from the body's as they
- * are now. Training later does not change it: fold again after training. Results differ from the
- * unfolded body by float rounding only. */
+ * ResidualConv2D: it is not the model that trains or exports), its weights computed from the
+ * body's as they are now. Training later does not change it: fold again after training. Results
+ * differ from the unfolded body by float rounding only. */
 import * as tf from '@tensorflow/tfjs';
 import { samePads } from '../export/padding.js';
 import { batchNormAffine } from './batch-norm-affine.js';
