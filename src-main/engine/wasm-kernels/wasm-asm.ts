@@ -100,6 +100,9 @@ export const op = {
   /** Pseudo-min/max: b < a ? b : a and a < b ? b : a, one minps/maxps each (min/max are NaN- and -0-aware sequences). */
   f32x4Pmin: simd(0xea),
   f32x4Pmax: simd(0xeb),
+  /** Bulk memory (memmove / memset): memory.copy (dst, src, bytes), memory.fill (dst, byte, bytes). */
+  memoryCopy: [0xfc, ...uleb(10), 0x00, 0x00],
+  memoryFill: [0xfc, ...uleb(11), 0x00],
 };
 
 /**

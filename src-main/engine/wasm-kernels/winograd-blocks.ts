@@ -122,13 +122,12 @@ interface Kernels {
   inputs: TransformFn[];
   output: TransformFn;
   gemms: Gemm[];
-  simd: SimdKernels | null;
+  simd: SimdKernels;
 }
 
 /** Part `part` of `parts`: a contiguous range of blocks, through this part's own scratch. */
 function blocksPart(form: BlockForm, k: Kernels, memory: WasmMemory, a: BlockArgs): (part: number, parts: number) => void {
   return (part, parts) => {
-    const f32 = new Float32Array(memory.buffer);
     const i32 = new Int32Array(memory.buffer);
     const L = partLayout(form, a);
     const base = a.scratch + part * a.partBytes;
@@ -146,11 +145,11 @@ function blocksPart(form: BlockForm, k: Kernels, memory: WasmMemory, a: BlockArg
         const slot = r - r0;
         const image = Math.floor(r / a.th);
         const stripAt = base + L.strip + slot * L.stripSlot;
-        copyStrip(f32, imageAt(a.x, image, a), form.rowStep * (r - image * a.th) - a.top, form.span, a.left, stripAt / 4, rowFloats);
+        copyStrip(k.simd, imageAt(a.x, image, a), form.rowStep * (r - image * a.th) - a.top, form.span, a.left, stripAt, rowFloats);
         let src = stripAt;
         if (form.sideBySideRows > 0) {
           src = base + L.phases + slot * L.phaseSlot;
-          phasesSideBySide(k.simd!, stripAt, src, form.sideBySideRows, form.width, a.ci);
+          phasesSideBySide(k.simd, stripAt, src, form.sideBySideRows, form.width, a.ci);
         }
         const tileRow = slot * a.tw * form.depth * 4;
         form.inputs.forEach((input, i) => k.inputs[i](src + input.src, 0, vTable, tileRow + input.at, a.tw, input.chanBytes, 0, 0));
@@ -193,25 +192,18 @@ export function* partBlocks(rows: number, rowsPerBlock: number, part: number, pa
 }
 
 /**
- * Rows y0 .. y0 + count - 1 of `image` into the strip at float `at`, each `rowFloats` wide:
+ * Rows y0 .. y0 + count - 1 of `image` into the strip at byte address `at`, each `rowFloats` wide:
  * column j holding the image's column j - left, zero outside the image.
  */
-export function copyStrip(f32: Float32Array, image: ImageAt, y0: number, count: number, left: number, at: number, rowFloats: number): void {
+export function copyStrip(simd: SimdKernels, image: ImageAt, y0: number, count: number, left: number, at: number, rowFloats: number): void {
   const { c } = image;
   const x0 = Math.max(0, left);
   const x1 = Math.min(rowFloats / c, image.w + left);
-  for (let i = 0; i < count; i++) {
-    const o = at + i * rowFloats;
-    const y = y0 + i;
-    if (y < 0 || y >= image.h || x1 <= x0) {
-      f32.fill(0, o, o + rowFloats);
-      continue;
-    }
-    f32.fill(0, o, o + x0 * c);
-    f32.fill(0, o + x1 * c, o + rowFloats);
-    const from = image.at + (y * image.w + (x0 - left)) * c;
-    f32.copyWithin(o + x0 * c, from, from + (x1 - x0) * c);
-  }
+  const first = Math.max(0, y0);
+  const rows = x1 > x0 ? Math.max(0, Math.min(y0 + count, image.h) - first) : 0;
+  const before = rows > 0 ? first - y0 : count;
+  const from = (image.at + (first * image.w + x0 - left) * c) * 4;
+  simd.stripRows(from, image.w * c * 4, at, rowFloats * 4, before, rows, count - before - rows, x0 * c * 4, (x1 - x0) * c * 4, (rowFloats - x1 * c) * 4);
 }
 
 /**
@@ -234,7 +226,7 @@ function kernelsOn(form: BlockForm, memory: WasmMemory): Kernels {
   const output = getTransformOnMemory(memory, form.output);
   const gemms = form.products.map((group) => gemmOnMemory(memory, group.layout));
   const simd = simdKernelsOnMemory(memory);
-  if (inputs.some((f) => !f) || !output || gemms.some((g) => !g) || (form.sideBySideRows > 0 && !simd)) {
+  if (inputs.some((f) => !f) || !output || gemms.some((g) => !g) || !simd) {
     throw new Error('wasm-kernels: the Winograd block kernels need wasm SIMD');
   }
   return { inputs: inputs as TransformFn[], output, gemms: gemms as Gemm[], simd };

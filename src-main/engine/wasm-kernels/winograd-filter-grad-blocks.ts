@@ -10,6 +10,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { backendMemory, type WasmMemory } from './backend-module.js';
 import { type Gemm, type GemmLayout, gemmOnMemory } from './gemm.js';
 import { poolParts, runParts } from './kernel-pool.js';
+import { simdKernelsOnMemory, type SimdKernels } from './simd-kernels.js';
 import { copyStrip, imageAt, partBlocks, planeStride } from './winograd-blocks.js';
 import type { DirectGeometry } from './strided-filter-grad.js';
 import { AT, BT, getTransformOnMemory, getTransposeOnMemory, type TransformFn, type TransformSpec, type TransposeFn, transposeMatrix } from './winograd-transforms.js';
@@ -57,12 +58,12 @@ interface Kernels {
   grad: TransformFn;
   transpose: TransposeFn;
   gemm: Gemm;
+  simd: SimdKernels;
 }
 
 /** Part `part` of `parts`: a contiguous range of blocks, summed into this part's dU. */
 function gradPart(k: Kernels, memory: WasmMemory, a: GradArgs): (part: number, parts: number) => void {
   return (part, parts) => {
-    const f32 = new Float32Array(memory.buffer);
     const i32 = new Int32Array(memory.buffer);
     const L = partLayout(a);
     const base = a.scratch + part * a.partBytes;
@@ -75,7 +76,7 @@ function gradPart(k: Kernels, memory: WasmMemory, a: GradArgs): (part: number, p
     const duAt = plane(a.du + part * POSITIONS * a.duStride, a.duStride);
     i32.set(vAt, vTable / 4);
     i32.set(mAt, mTable / 4);
-    f32.fill(0, duAt[0] / 4, (duAt[0] + POSITIONS * a.duStride) / 4);
+    k.simd.zero(duAt[0], POSITIONS * a.duStride);
     const [pixIn, pixOut] = [a.ci * 4, a.co * 4];
     for (const [r0, r1] of partBlocks(a.n * a.th, a.rowsPerBlock, part, parts)) {
       for (let r = r0; r < r1; r++) {
@@ -83,18 +84,18 @@ function gradPart(k: Kernels, memory: WasmMemory, a: GradArgs): (part: number, p
         const image = Math.floor(r / a.th);
         const ty = r - image * a.th;
         const xAt = base + L.xStrip + slot * L.xSlot;
-        copyStrip(f32, imageAt(a.x, image, a), TILE * ty - a.top, SPAN, a.left, xAt / 4, L.wp * a.ci);
+        copyStrip(k.simd, imageAt(a.x, image, a), TILE * ty - a.top, SPAN, a.left, xAt, L.wp * a.ci);
         k.input(xAt, 0, vTable, slot * a.tw * pixIn, a.tw, pixIn, 0, 0);
         const dyAt = base + L.dyStrip + slot * L.dySlot;
-        copyStrip(f32, imageAt(a.dy, image, { h: a.ho, w: a.wo, ci: a.co }), TILE * ty, TILE, 0, dyAt / 4, L.wq * a.co);
+        copyStrip(k.simd, imageAt(a.dy, image, { h: a.ho, w: a.wo, ci: a.co }), TILE * ty, TILE, 0, dyAt, L.wq * a.co);
         k.grad(dyAt, 0, mTable, slot * a.tw * pixOut, a.tw, pixOut, 0, 0);
       }
       // A short last block: zero tiles past its end, so that the products' fixed reduction adds nothing.
       const tiles = (r1 - r0) * a.tw;
       if (tiles < L.tiles) {
         for (let p = 0; p < POSITIONS; p++) {
-          f32.fill(0, (vAt[p] + tiles * pixIn) / 4, (vAt[p] + L.tiles * pixIn) / 4);
-          f32.fill(0, (mAt[p] + tiles * pixOut) / 4, (mAt[p] + L.tiles * pixOut) / 4);
+          k.simd.zero(vAt[p] + tiles * pixIn, (L.tiles - tiles) * pixIn);
+          k.simd.zero(mAt[p] + tiles * pixOut, (L.tiles - tiles) * pixOut);
         }
       }
       for (let p = 0; p < POSITIONS; p++) {
@@ -112,8 +113,9 @@ function kernelsOnMemory(memory: WasmMemory, a: GradArgs): Kernels {
   const grad = getTransformOnMemory(memory, JSON.stringify(gradSpec(L.wq, a.co)));
   const transpose = getTransposeOnMemory(memory);
   const gemm = gemmOnMemory(memory, productLayout(a.co, L.tiles));
-  if (!input || !grad || !transpose || !gemm) throw new Error('wasm-kernels: the Winograd filter-gradient blocks need wasm SIMD');
-  return { input, grad, transpose, gemm };
+  const simd = simdKernelsOnMemory(memory);
+  if (!input || !grad || !transpose || !gemm || !simd) throw new Error('wasm-kernels: the Winograd filter-gradient blocks need wasm SIMD');
+  return { input, grad, transpose, gemm, simd };
 }
 
 /** pool-tasks.ts' side of winogradFilterGradBlocks. */
