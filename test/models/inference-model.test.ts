@@ -83,7 +83,7 @@ describe('foldBatchNorms', () => {
     body.dispose();
   });
 
-  test('ResNet-18: all 20 BatchNorms folded, the 9 ReLUs right after them fused, each block ending in one convolution that adds the shortcut; the model keeps its own weights', async () => {
+  test('ResNet-18: all 20 BatchNorms folded, the 9 ReLUs right after them fused, each block ending in one convolution that adds the shortcut, the stem one convolution that max-pools; the model keeps its own weights', async () => {
     const m = await createModel({ arch: 'resnet18', numClasses: 5, weights: 'random', seed: 2 });
     try {
       randomiseBatchNorms(m.body, 10);
@@ -91,8 +91,9 @@ describe('foldBatchNorms', () => {
       const net = await inferenceModel(m);
       try {
         assert.equal(count(net.body, 'BatchNormalization'), 0);
-        assert.equal(count(net.body, 'Conv2D'), 12);
+        assert.equal(count(net.body, 'Conv2D'), 11);
         assert.equal(count(net.body, 'FinetuneResidualConv2D'), 8, "each block's second convolution, its sum and its ReLU");
+        assert.deepEqual([count(net.body, 'FinetuneConvMaxPool2D'), count(net.body, 'MaxPooling2D')], [1, 0], 'the stem and its max pool');
         assert.deepEqual([count(net.body, 'Add'), count(net.body, 'ReLU')], [0, 0]);
         assert.equal(count(net.body, 'ZeroPadding2D'), 0, "the stem's, the max pool's and the stride-2 convolutions' pads are theirs");
         // An odd size: PyTorch's padding and `same` differ there in where they pad, not in how much.
@@ -101,7 +102,7 @@ describe('foldBatchNorms', () => {
         const profile = await tf.profile(() => net.model.predict(x) as tf.Tensor);
         const got = profile.result as tf.Tensor;
         // (The head's ReLU, after its linear layer, still runs.)
-        for (const k of ['PadV2', 'Add']) assert.ok(!profile.kernelNames.includes(k), `${k} still runs: ${profile.kernelNames.join(', ')}`);
+        for (const k of ['PadV2', 'Add', 'MaxPool']) assert.ok(!profile.kernelNames.includes(k), `${k} still runs: ${profile.kernelNames.join(', ')}`);
         const diff = relativeDiff(want, got);
         tf.dispose([x, want, got]);
         assert.ok(diff < 1e-4, `class scores differ by ${diff} of their scale`);

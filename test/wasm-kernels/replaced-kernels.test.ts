@@ -1,5 +1,5 @@
 /**
- * The stock wasm kernels we replace for speed or memory (Tile, Sum, Mean, Max, MaxPoolGrad, Slice,
+ * The stock wasm kernels we replace for speed or memory (Tile, Sum, Mean, Max, MaxPool, MaxPoolGrad, Slice,
  * Identity, Cast, BatchMatMul, PadV2, Relu, Relu6, ClipByValue) must keep their exact semantics:
  * checked against `cpu`, including the cases that fall back to the stock kernel and the ones that
  * share memory instead of copying.
@@ -72,6 +72,23 @@ test('Sum over a large leading extent keeps float32 accuracy', () => {
   const shape = [16, 56, 56, 8];
   const v = data(shape, 3).map((x) => x + 0.5); // a mean far from 0, where relative error shows
   assertMatchesCpu('sum large', () => tf.sum(tf.tensor(v, shape), [0, 1, 2]), 1e-5);
+});
+
+test("MaxPool matches cpu exactly: ResNet's 3x3 stride-2 pools (ours: padding, odd sizes, negative values) and every other pool (stock)", () => {
+  const cases: { shape: number[]; f: number; s: number; pad: 'same' | 'valid' | number }[] = [
+    { shape: [2, 9, 9, 8], f: 3, s: 2, pad: 'valid' },
+    { shape: [3, 8, 7, 12], f: 3, s: 2, pad: 'same' },
+    { shape: [2, 64, 64, 64], f: 3, s: 2, pad: 1 }, // ResNet's
+    { shape: [1, 5, 6, 4], f: 3, s: 2, pad: 1 },
+    { shape: [2, 3, 3, 4], f: 3, s: 2, pad: 'valid' },
+    { shape: [2, 9, 9, 3], f: 3, s: 2, pad: 1 }, // 3 channels: stock
+    { shape: [2, 8, 8, 4], f: 2, s: 2, pad: 'valid' }, // 2x2: stock
+    { shape: [2, 8, 8, 4], f: 3, s: 1, pad: 'same' }, // stride 1: stock
+  ];
+  cases.forEach((c, i) => {
+    const v = data(c.shape, 30 + i);
+    assertMatchesCpu(`maxPool ${JSON.stringify(c)}`, () => tf.maxPool(tf.tensor4d(v, c.shape as [number, number, number, number]), c.f, c.s, c.pad), 0);
+  });
 });
 
 test('MaxPoolGrad matches cpu (strides, padding, odd sizes)', () => {

@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { relativeMaxError } from './helpers.js';
-import { pointwiseCase, pooledCaseGrads, smallCaseGrads } from './fixtures/threaded-cases.js';
+import { pointwiseCase, pooledCaseGrads, smallCaseGrads, stemCase } from './fixtures/threaded-cases.js';
 
 const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'threaded-child.ts');
 
@@ -22,13 +22,15 @@ interface ChildResult {
   pooledTasks: Record<string, number>;
   identicalOnOneThread: boolean;
   residualAsSeparateOps: boolean;
+  stemAsSeparateOps: boolean;
   small: number[][];
   pooled: number[][];
   pointwise: number[][];
+  stem: number[];
 }
 
 function runChild(threads: number): ChildResult {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', CHILD, String(threads)], { encoding: 'utf8', timeout: 120_000, maxBuffer: 64 * 1024 * 1024 });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', CHILD, String(threads)], { encoding: 'utf8', timeout: 120_000, maxBuffer: 256 * 1024 * 1024 });
   const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
   assert.ok(line, `child printed no result (status ${r.status}, signal ${r.signal}): ${r.stderr.slice(-500)}`);
   return JSON.parse(line) as ChildResult;
@@ -49,15 +51,17 @@ test('startWasmBackend({ threads: 2 }) runs 2 XNNPACK and 2 kernel threads on a 
   assert.ok(threaded.heap.threaded, 'the threaded build uses a SharedArrayBuffer heap');
   // (tableTranspose is not among them: it serves only the filter gradient of layers over 128
   // channels, which winograd.test.ts checks on one thread; the pooled case's layer goes block by block.)
-  for (const task of ['filterGrad', 'transformRows', 'tableGemm', 'gemmRows', 'batchNormSums', 'batchNormBackward', 'maxPoolGrad', 'winogradBlocks', 'winogradFilterGradBlocks']) {
+  for (const task of ['filterGrad', 'transformRows', 'tableGemm', 'gemmRows', 'batchNormSums', 'batchNormBackward', 'maxPool', 'maxPoolGrad', 'winogradBlocks', 'winogradFilterGradBlocks']) {
     assert.ok((threaded.pooledTasks[task] ?? 0) > 0, `${task} never reached the kernel pool: ${JSON.stringify(threaded.pooledTasks)}`);
   }
-  assert.ok(threaded.identicalOnOneThread, 'the parts run on one thread gave other gradients (or residual or pointwise convolutions) than on the pool');
+  assert.ok(threaded.identicalOnOneThread, 'the parts run on one thread gave other gradients (or residual, pointwise or stem convolutions, or max pools) than on the pool');
   assert.ok(threaded.residualAsSeparateOps, 'a residual convolution on the pool differs from its conv, add and relu');
+  assert.ok(threaded.stemAsSeparateOps, 'a stem pooled block by block on the pool differs from its conv and max pool');
   await tf.setBackend('cpu');
   assertClose('small case', smallCaseGrads(), threaded.small);
   assertClose('pooled case', pooledCaseGrads(), threaded.pooled);
   assertClose('pointwise case', pointwiseCase(), threaded.pointwise);
+  assertClose('stem case', [stemCase(false)], [threaded.stem]);
 });
 
 test('startWasmBackend() without threads keeps the single-threaded build and no kernel pool', () => {

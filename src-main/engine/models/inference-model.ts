@@ -27,6 +27,7 @@ import * as tf from '@tensorflow/tfjs';
 import { samePads } from '../export/padding.js';
 import { batchNormAffine } from './batch-norm-affine.js';
 import type { FinetuneModel } from './create-model.js';
+import { ConvMaxPool2D } from './conv-max-pool-layer.js';
 import { ResidualConv2D } from './residual-conv-layer.js';
 
 type InboundRef = [string, number, number, Record<string, unknown>?];
@@ -60,6 +61,8 @@ export interface FoldedBody {
   pads: number;
   /** The block ends (convolution, add, relu) that became one ResidualConv2D. */
   residuals: number;
+  /** The convolutions whose max pool became part of them (ConvMaxPool2D). */
+  convPools: number;
   /** Frees the folded model's weights (the body's own are untouched). */
   dispose(): void;
 }
@@ -123,7 +126,10 @@ function isHalfPadding(pad: LayerJson, layer: LayerJson): boolean {
  * pool after a relu; then residual block ends (planResiduals). Rewrites the topology in place (those
  * layers removed, their consumers rewired).
  */
-function planFolds(model: ModelJson, body: tf.LayersModel): { folds: Fold[]; pads: number; explicitPads: Map<string, number>; residuals: Map<string, Fold> } {
+function planFolds(
+  model: ModelJson,
+  body: tf.LayersModel,
+): { folds: Fold[]; pads: number; explicitPads: Map<string, number>; residuals: Map<string, Fold>; convPools: Map<string, Fold> } {
   const { layers } = model.config;
   const refsTo = (name: string) => [
     ...layers.flatMap((l) => l.inbound_nodes.flat().filter((r) => r[0] === name).map(() => l)),
@@ -189,6 +195,7 @@ function planFolds(model: ModelJson, body: tf.LayersModel): { folds: Fold[]; pad
   model.config.layers = layers.filter((l) => !replaced.has(l.name));
   for (const l of model.config.layers) l.inbound_nodes = l.inbound_nodes.map((node) => node.map(rewire));
   model.config.output_layers = model.config.output_layers.map(rewire);
+  const convPools = planConvPools(model, folds, explicitPads);
   // tfjs-layers waits forever for a node whose input layer is missing: fail loudly instead.
   const kept = new Set(model.config.layers.map((l) => l.name));
   const dangling = [...model.config.layers.flatMap((l) => l.inbound_nodes.flat()), ...model.config.output_layers].find((r) => !kept.has(r[0]));
@@ -197,7 +204,44 @@ function planFolds(model: ModelJson, body: tf.LayersModel): { folds: Fold[]; pad
   for (const l of model.config.layers) {
     for (const key of Object.keys(l.config)) if (key.endsWith('_initializer')) l.config[key] = { class_name: 'Zeros', config: {} };
   }
-  return { folds, pads, explicitPads, residuals };
+  return { folds, pads, explicitPads, residuals, convPools };
+}
+
+/**
+ * ResNet's stem in the rewired topology: a folded Conv2D whose only consumer is a MaxPooling2D
+ * becomes one ConvMaxPool2D in the pool's place. Returns the new layers' names -> the folds of
+ * their convolutions.
+ */
+function planConvPools(model: ModelJson, folds: Fold[], explicitPads: Map<string, number>): Map<string, Fold> {
+  const { layers } = model.config;
+  const foldOf = new Map(folds.map((f) => [f.conv, f]));
+  const layerNamed = new Map(layers.map((l) => [l.name, l]));
+  const consumers = (name: string) => layers.filter((l) => l.inbound_nodes.flat().some((r) => r[0] === name)).length + model.config.output_layers.filter((r) => r[0] === name).length;
+  const convPools = new Map<string, Fold>();
+  for (const pool of layers) {
+    if (pool.class_name !== 'MaxPooling2D' || pool.inbound_nodes.length !== 1 || pool.inbound_nodes[0].length !== 1) continue;
+    const conv = layerNamed.get(pool.inbound_nodes[0][0][0]);
+    const fold = conv && foldOf.get(conv.name);
+    if (!conv || !fold || conv.class_name !== 'Conv2D' || conv.inbound_nodes.length !== 1 || consumers(conv.name) !== 1) continue;
+    pool.class_name = ConvMaxPool2D.className;
+    pool.config = {
+      name: pool.name,
+      filters: conv.config.filters,
+      kernel_size: conv.config.kernel_size,
+      strides: conv.config.strides,
+      dilation_rate: conv.config.dilation_rate,
+      pad: explicitPads.get(conv.name) ?? conv.config.padding,
+      activation: fold.activation,
+      pool_size: pool.config.pool_size,
+      pool_strides: pool.config.strides,
+      pool_pad: explicitPads.get(pool.name) ?? pool.config.padding,
+    };
+    pool.inbound_nodes = conv.inbound_nodes;
+    convPools.set(pool.name, fold);
+  }
+  const merged = new Set([...convPools.values()].map((f) => f.conv));
+  model.config.layers = layers.filter((l) => !merged.has(l.name));
+  return convPools;
 }
 
 /**
@@ -319,7 +363,7 @@ function usePaddedPool(layer: tf.layers.Layer, pixels: number): void {
 /** The body with its BatchNorms folded (see the top of this file). */
 export async function foldBatchNorms(body: tf.LayersModel): Promise<FoldedBody> {
   const topology = body.toJSON(null, false) as unknown as ModelJson;
-  const { folds, pads, explicitPads, residuals } = planFolds(topology, body);
+  const { folds, pads, explicitPads, residuals, convPools } = planFolds(topology, body);
   const model = await tf.models.modelFromJSON({ modelTopology: topology as unknown as tf.io.ModelJSON['modelTopology'] } as Parameters<typeof tf.models.modelFromJSON>[0]);
   const owned = model.weights.map((w) => w);
   try {
@@ -327,9 +371,9 @@ export async function foldBatchNorms(body: tf.LayersModel): Promise<FoldedBody> 
     for (const layer of model.layers) {
       if (layer.getClassName() === 'MaxPooling2D' && explicitPads.has(layer.name)) usePaddedPool(layer, explicitPads.get(layer.name)!);
       if (layer.weights.length === 0) continue;
-      const residual = residuals.get(layer.name);
-      if (residual) {
-        const weights = foldedWeights(body.getLayer(residual.conv), body.getLayer(residual.bn));
+      const merged = residuals.get(layer.name) ?? convPools.get(layer.name);
+      if (merged) {
+        const weights = foldedWeights(body.getLayer(merged.conv), body.getLayer(merged.bn));
         layer.setWeights(weights);
         tf.dispose(weights);
         continue;
@@ -355,6 +399,7 @@ export async function foldBatchNorms(body: tf.LayersModel): Promise<FoldedBody> 
     folds: folds.length,
     pads,
     residuals: residuals.size,
+    convPools: convPools.size,
     dispose() {
       if (disposed) return;
       disposed = true;

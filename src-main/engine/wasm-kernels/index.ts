@@ -12,7 +12,7 @@
  */
 export { registerWasmTrainingKernels, wasmTrainingKernelsRegistered, WASM_TRAINING_KERNELS, type RegisterResult } from './register.js';
 export { startWasmBackend, type StartWasmOptions, type WasmStartInfo } from './threads.js';
-export { RESIDUAL_CONV2D } from './conv2d-forward.js';
+export { CONV_MAX_POOL2D, RESIDUAL_CONV2D } from './conv2d-forward.js';
 export {
   guardWasmHeap,
   releaseFailedStepMemory,

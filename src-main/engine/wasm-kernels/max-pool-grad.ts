@@ -34,10 +34,10 @@ const IMAGE_KEYS = ['x', 'dy', 'dx', 'n', 'xImage', 'dyImage'] as const;
 const GEOMETRY_KEYS = ['h', 'w', 'ho', 'wo', 'channelBytes', 'kh', 'kw', 'sh', 'sw', 'dh', 'dw', 'pt', 'pl'] as const;
 
 /** Part `part` of `parts`: a range of images (each zeroes and accumulates only its own dx). */
-function imagesPart(simd: SimdKernels, buffer: () => ArrayBufferLike, m: Images, geometry: DepthwiseGeometry): (part: number, parts: number) => void {
+function imagesPart(simd: SimdKernels, m: Images, geometry: DepthwiseGeometry): (part: number, parts: number) => void {
   return (part, parts) => {
     for (let b = Math.floor((m.n * part) / parts); b < Math.floor((m.n * (part + 1)) / parts); b++) {
-      new Float32Array(buffer(), m.dx + b * m.xImage, m.xImage / 4).fill(0);
+      simd.zero(m.dx + b * m.xImage, m.xImage);
       simd.maxPoolGrad(m.x + b * m.xImage, m.dy + b * m.dyImage, m.dx + b * m.xImage, geometry);
     }
   };
@@ -49,7 +49,7 @@ export function maxPoolGradTask(memory: WasmMemory, args: readonly number[]): (p
   if (!simd) throw new Error('the SIMD kernels could not be instantiated on this thread');
   const images = Object.fromEntries(IMAGE_KEYS.map((k, i) => [k, args[i]])) as unknown as Images;
   const geometry = Object.fromEntries(GEOMETRY_KEYS.map((k, i) => [k, args[IMAGE_KEYS.length + i]])) as unknown as DepthwiseGeometry;
-  return imagesPart(simd, () => memory.buffer, images, geometry);
+  return imagesPart(simd, images, geometry);
 }
 
 export function maxPoolGrad(args: { inputs: { dy: Info; input: Info; output: Info }; backend: BackendWasm; attrs: Attrs }): Info {
@@ -93,7 +93,7 @@ export function maxPoolGrad(args: { inputs: { dy: Info; input: Info; output: Inf
     // ~1.3 ns per element of x on one thread. Measured with 2 threads (ms, one thread -> pool):
     // 16x64x64x64 5.6 -> 3.4, 16x32x32x64 1.3 -> 0.8, 2x32x32x64 0.17 -> 0.26 (not split here).
     const parts = poolParts(backend, (n * h * w * c * 1.3) / 1000, n);
-    const run = imagesPart(simd, () => heap.buffer, images, geometry);
+    const run = imagesPart(simd, images, geometry);
     runParts(backend, { name: 'maxPoolGrad', args }, parts, (part) => run(part, parts));
     return dx;
   }

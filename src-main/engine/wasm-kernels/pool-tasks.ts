@@ -6,6 +6,7 @@
 import type { WasmMemory } from './backend-module.js';
 import { batchNormBackwardTask } from './batch-norm-training.js';
 import { batchNormSumsTask } from './fused-grads.js';
+import { maxPoolTask } from './max-pool.js';
 import { maxPoolGradTask } from './max-pool-grad.js';
 import { rowsGemmTask, tableGemmTask } from './gemm.js';
 import { filterGradPart, stridedFilterGradTilesOnMemory } from './strided-filter-grad.js';
@@ -27,6 +28,7 @@ const TASKS: Record<string, TaskFactory> = {
   tableTranspose: tableTransposeTask,
   batchNormSums: batchNormSumsTask,
   batchNormBackward: batchNormBackwardTask,
+  maxPool: maxPoolTask,
   maxPoolGrad: maxPoolGradTask,
   winogradBlocks: winogradBlocksTask,
   winogradFilterGradBlocks: winogradFilterGradBlocksTask,

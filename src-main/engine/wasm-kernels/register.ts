@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { conv2dBackpropFilterConfig } from './conv2d-backprop-filter.js';
 import { conv2dBackpropInputConfig } from './conv2d-backprop-input.js';
-import { conv2dConfig, fusedConv2dConfig, residualConv2dConfig } from './conv2d-forward.js';
+import { conv2dConfig, convMaxPool2dConfig, fusedConv2dConfig, residualConv2dConfig } from './conv2d-forward.js';
 import { depthwiseBackpropFilterConfig } from './depthwise-backprop-filter.js';
 import { depthwiseBackpropInputConfig } from './depthwise-backprop-input.js';
 import { adamStepConfig } from './adam-step.js';
@@ -14,6 +14,7 @@ import { batchNormTrainingKernels } from './batch-norm-training.js';
 import { fusedGradKernels, installWasmGradients } from './fused-grads.js';
 import { clipByValueConfig, relu6Config, reluConfig } from './clamp.js';
 import { castConfig, identityConfig } from './identity.js';
+import { maxPoolConfig } from './max-pool.js';
 import { maxPoolGradConfig } from './max-pool-grad.js';
 import { padV2Config } from './pad.js';
 import { maxConfig, meanConfig, sumConfig } from './reduce.js';
@@ -28,12 +29,14 @@ export const WASM_TRAINING_KERNELS: readonly tf.KernelConfig[] = [
   conv2dConfig,
   fusedConv2dConfig,
   residualConv2dConfig,
+  convMaxPool2dConfig,
   depthwiseBackpropFilterConfig,
   depthwiseBackpropInputConfig,
   tileConfig,
   sumConfig,
   meanConfig,
   maxConfig,
+  maxPoolConfig,
   maxPoolGradConfig,
   sliceConfig,
   padV2Config,

@@ -335,6 +335,42 @@ function stripRows(): FunctionDef {
   };
 }
 
+/**
+ * One output row of a 3x3, stride-2 max pool: dst pixel j the max over rows r0, r1, r2 (byte
+ * addresses of input rows; the caller repeats a row for a window past the image's edge) and
+ * columns 2j - left + {0, 1, 2}, clamped to [0, w - 1] (repeating a column changes no max, so the
+ * window is the padded one with the padding never winning). f32x4.pmax: one maxps (max is a
+ * NaN- and -0-aware sequence); the values are relu outputs or images, without NaN.
+ * (r0, r1, r2, dst, outW, w, pixBytes (a multiple of 16), left)
+ */
+function maxPoolRow(): FunctionDef {
+  const [r0, r1, r2, dst, outW, w, pix, left, j, v, o0, o1, o2, last] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
+  const rows = [r0, r1, r2];
+  const cols = [o0, o1, o2];
+  // o = clamp(2j - left + k, 0, w - 1) * pix
+  const column = (o: number, k: number) => [
+    ...op.get(j), ...op.i32(1), ...op.i32Shl, ...op.get(left), ...op.i32Sub, ...op.i32(k), ...op.i32Add, ...op.set(o),
+    ...op.i32(0), ...op.get(o), ...op.get(o), ...op.i32(0), ...op.i32LtS, ...op.select, ...op.set(o),
+    ...op.get(last), ...op.get(o), ...op.get(o), ...op.get(last), ...op.i32GeS, ...op.select, ...op.get(pix), ...op.i32Mul, ...op.set(o),
+  ];
+  const load = (row: number, col: number) => [...op.get(row), ...op.get(col), ...op.i32Add, ...op.get(v), ...op.i32Add, ...op.v128Load()];
+  const max: number[] = [];
+  rows.forEach((row, r) => cols.forEach((col, c) => max.push(...load(row, col), ...(r + c > 0 ? op.f32x4Pmax : []))));
+  return {
+    name: 'max_pool_row',
+    params: Array(8).fill('i32'),
+    locals: Array(6).fill('i32'),
+    body: [
+      [...op.get(w), ...op.i32(1), ...op.i32Sub, ...op.set(last)],
+      forLoop(j, outW, 1, [
+        ...cols.map((o, k) => column(o, k)),
+        forLoop(v, pix, 16, [[...op.get(dst), ...op.get(v), ...op.i32Add, ...max, ...op.v128Store()]]),
+        [...op.get(dst), ...op.get(pix), ...op.i32Add, ...op.set(dst)],
+      ]),
+    ],
+  };
+}
+
 /** `bytes` zero bytes at dst (bulk memory, for the same reason as stripRows). (dst, bytes) */
 function zero(): FunctionDef {
   return { name: 'zero', params: ['i32', 'i32'], locals: [], body: [[...op.get(0), ...op.i32(0), ...op.get(1), ...op.memoryFill]] };
@@ -356,6 +392,8 @@ export interface SimdKernels {
   clamp(kind: ClampKind, x: number, out: number, bytes: number, lo: number, hi: number): void;
   /** See copyRuns above. */
   copyRuns(src: number, srcStep: number, dst: number, dstStep: number, runBytes: number, count: number): void;
+  /** See maxPoolRow above. */
+  maxPoolRow(r0: number, r1: number, r2: number, dst: number, outW: number, w: number, pixBytes: number, left: number): void;
   /** See zero above. */
   zero(dst: number, bytes: number): void;
   /** See stripRows above. */
@@ -403,6 +441,7 @@ const FUNCTIONS = (): FunctionDef[] => [
   copyRuns(),
   stripRows(),
   zero(),
+  maxPoolRow(),
 ];
 
 const wrappers = new WeakMap<WasmExports, SimdKernels>();
@@ -438,6 +477,7 @@ function wrap(e: WasmExports | null): SimdKernels | null {
       clamp: (kind, x, out, bytes, lo, hi) => e[`clamp_${kind}`](x, out, bytes, lo, hi),
       copyRuns: (src, srcStep, dst, dstStep, runBytes, count) => e.copy_runs(src, srcStep, dst, dstStep, runBytes, count),
       zero: (dst, bytes) => e.zero(dst, bytes),
+      maxPoolRow: (r0, r1, r2, dst, outW, w, pix, left) => e.max_pool_row(r0, r1, r2, dst, outW, w, pix, left),
       stripRows: (src, srcRow, dst, dstRow, before, rows, after, left, copy, right) => e.strip_rows(src, srcRow, dst, dstRow, before, rows, after, left, copy, right),
     };
     wrappers.set(e, kernels);

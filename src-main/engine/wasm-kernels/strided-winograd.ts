@@ -117,6 +117,13 @@ export function useStridedWinograd(
   return useWinograd(backend, { n, outH, outW, ci: sideBySide ? 4 * ci : ci, co, taps: sideBySide ? (kh * kh) / 4 : kh * kh, tile: scheme.m }, 'forward');
 }
 
+/**
+ * Whether stridedWinogradConv2d can max-pool its output as it goes (block-max-pool.ts): block by
+ * block, in tiles of 4 (ResNet's stem).
+ */
+export const canPoolOutput = (filterShape: readonly number[], outH: number, outW: number): boolean =>
+  schemeFor(filterShape, outH, outW)?.m === 4 && blocksPay(filterShape[2], filterShape[3]);
+
 /** w' [P, P, 4C, Co] of a [T, T, C, Co] filter: the phases' filters side by side, in PHASES order. */
 function phaseFilter(s: Scratch, filter: Info, scheme: Scheme): Info {
   const [taps, , c, co] = filter.shape as Shape4;
@@ -154,11 +161,19 @@ function imagePhasesSideBySide(s: Scratch, padded: Info): Info {
   return out;
 }
 
+/** A 3x3, stride-2 max pool of the output with top padding 1 (see canPoolOutput). */
+export interface OutputPool {
+  poolH: number;
+  poolW: number;
+  left: number;
+}
+
 /**
  * y[n, oh, ow, co] = sum_{a, b, c} x[n, 2oh + a - top, 2ow + b - left, c] * w[a, b, c, co] (zeros
- * outside x) for a [3, 3, C, Co] or [7, 7, C, Co] filter, then + bias and the activation.
+ * outside x) for a [3, 3, C, Co] or [7, 7, C, Co] filter, then + bias and the activation; with
+ * `pool`, that max-pooled instead.
  */
-export function stridedWinogradConv2d(s: Scratch, x: Info, filter: Info, top: number, left: number, outH: number, outW: number, epilogue: Epilogue): Info {
+export function stridedWinogradConv2d(s: Scratch, x: Info, filter: Info, top: number, left: number, outH: number, outW: number, epilogue: Epilogue, pool?: OutputPool): Info {
   const scheme = schemeFor(filter.shape, outH, outW);
   if (!scheme) throw new Error(`wasm-kernels: no stride-2 Winograd for a ${filter.shape[0]}x${filter.shape[1]} filter`);
   winogradStats.forward++;
@@ -182,7 +197,8 @@ export function stridedWinogradConv2d(s: Scratch, x: Info, filter: Info, top: nu
   );
   const th = Math.ceil(outH / m);
   const tw = Math.ceil(outW / m);
-  const y = s.alloc([n, m * th, m * tw, co]);
+  if (pool && !canPoolOutput(filter.shape, outH, outW)) throw new Error('wasm-kernels: this convolution cannot pool its output');
+  const y = pool ? s.alloc([n, pool.poolH, pool.poolW, co]) : s.alloc([n, m * th, m * tw, co]);
   const form = blockForm(scheme, c, co, tw, epilogue);
   const uAt = Array.from({ length: positions }, (_, p) => byteAddress(s, filterU.u) + p * filterU.u.shape[1] * 4);
   const bias = epilogue.bias ? byteAddress(s, epilogue.bias) : 0;
@@ -192,12 +208,12 @@ export function stridedWinogradConv2d(s: Scratch, x: Info, filter: Info, top: nu
   if (blocksPay(c, co)) {
     winogradStats.blocks++;
     const call = { x: byteAddress(s, x), y: byteAddress(s, y), shape: { n, h, w, ci: c, co, th, tw }, top, left, uTable: byteAddressTable(s, uAt), bias };
-    runBlocks(s, form, call);
+    runBlocks(s, form, pool ? { ...call, pool: { ...pool, y: call.y, outH, outW } } : call);
   } else {
     chunked(s, form, x, y, uAt, top, left, bias);
   }
   if (filterU.owned) s.release(filterU.u);
-  return crop4d(s, y, 0, 0, outH, outW);
+  return pool ? y : crop4d(s, y, 0, 0, outH, outW);
 }
 
 /**

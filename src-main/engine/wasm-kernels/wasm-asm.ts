@@ -61,6 +61,8 @@ export const op = {
   i32Load: (offset = 0) => [0x28, ...mem(2, offset)],
   i32: (v: number) => [0x41, ...sleb(v)],
   f32: (v: number) => [0x43, ...f32Bytes(v)],
+  /** (a, b, condition) -> condition ? a : b */
+  select: [0x1b],
   i32Eqz: [0x45],
   i32LtS: [0x48],
   i32GeS: [0x4e],

@@ -20,6 +20,7 @@
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { backendMemory, type WasmMemory } from './backend-module.js';
 import { type Gemm, type GemmLayout, gemmOnMemory } from './gemm.js';
+import { type BlockPool, blockPoolBytes, blockPoolStats, PooledRows, type PoolGeometry, poolPartBoundaries } from './block-max-pool.js';
 import { poolParts, runParts } from './kernel-pool.js';
 import { simdKernelsOnMemory, type SimdKernels } from './simd-kernels.js';
 import { getTransformOnMemory, type TransformFn } from './winograd-transforms.js';
@@ -92,11 +93,11 @@ export interface BlockForm {
 }
 
 /** The task's numeric arguments, in order (byte addresses and sizes). */
-const ARG_KEYS = ['x', 'n', 'h', 'w', 'ci', 'top', 'left', 'th', 'tw', 'y', 'hq', 'wq', 'co', 'uTable', 'bias', 'residual', 'scratch', 'partBytes', 'rowsPerBlock'] as const;
+const ARG_KEYS = ['x', 'n', 'h', 'w', 'ci', 'top', 'left', 'th', 'tw', 'y', 'hq', 'wq', 'co', 'uTable', 'bias', 'residual', 'scratch', 'partBytes', 'rowsPerBlock', 'pooled', 'outH', 'outW', 'poolH', 'poolW', 'poolLeft'] as const;
 type BlockArgs = Record<(typeof ARG_KEYS)[number], number>;
 
-/** Byte offsets in a part's scratch: the V and M tables, the strips, V's and M's planes. */
-function partLayout(form: BlockForm, a: Pick<BlockArgs, 'ci' | 'co' | 'tw' | 'rowsPerBlock'>) {
+/** Byte offsets in a part's scratch: the V and M tables, the strips, V's and M's planes, the pooling's rows. */
+function partLayout(form: BlockForm, a: Pick<BlockArgs, 'ci' | 'co' | 'tw' | 'rowsPerBlock' | 'pooled'>) {
   const tiles = a.rowsPerBlock * a.tw;
   const vStride = planeStride(tiles * form.depth * 4);
   const mStride = planeStride(tiles * a.co * 4);
@@ -107,7 +108,9 @@ function partLayout(form: BlockForm, a: Pick<BlockArgs, 'ci' | 'co' | 'tw' | 'ro
   const phases = strip + a.rowsPerBlock * stripSlot;
   const v = Math.ceil((phases + a.rowsPerBlock * phaseSlot) / 64) * 64;
   const m = v + form.positions * vStride;
-  return { tiles, vStride, mStride, strip, stripSlot, phases, phaseSlot, v, m, bytes: m + form.positions * mStride };
+  const pool = m + form.positions * mStride;
+  const bytes = pool + (a.pooled ? blockPoolBytes(form.tile * a.tw, a.co * 4) : 0);
+  return { tiles, vStride, mStride, strip, stripSlot, phases, phaseSlot, v, m, pool, bytes };
 }
 
 /** The stride-2 phases in channel order, (row, column) offsets (see strided-winograd.ts). */
@@ -140,6 +143,7 @@ function blocksPart(form: BlockForm, k: Kernels, memory: WasmMemory, a: BlockArg
     const uAt = Array.from(i32.subarray(a.uTable / 4, a.uTable / 4 + form.positions));
     const pixOut = a.co * 4;
     const rowFloats = form.width * a.ci;
+    const pool = a.pooled ? new PooledRows(k.simd, poolGeometry(a), base + L.pool) : undefined;
     for (const [r0, r1] of partBlocks(a.n * a.th, a.rowsPerBlock, part, parts)) {
       for (let r = r0; r < r1; r++) {
         const slot = r - r0;
@@ -159,14 +163,31 @@ function blocksPart(form: BlockForm, k: Kernels, memory: WasmMemory, a: BlockArg
         for (const p of group.positions) k.gemms[g](vAt[p] + group.aOffset, uAt[p] + group.bOffset, mAt[p], tiles, a.co);
       });
       for (let r = r0; r < r1; r++) {
+        const transform = (dst: number) => k.output(mTable, (r - r0) * a.tw * pixOut, dst, 0, a.tw, pixOut, a.bias, a.residual);
+        if (pool) {
+          pool.add(r, transform);
+          continue;
+        }
         const image = Math.floor(r / a.th);
-        const ty = r - image * a.th;
-        const dst = a.y + (image * a.hq + form.tile * ty) * a.wq * pixOut;
-        k.output(mTable, (r - r0) * a.tw * pixOut, dst, 0, a.tw, pixOut, a.bias, a.residual);
+        transform(a.y + (image * a.hq + form.tile * (r - image * a.th)) * a.wq * pixOut);
       }
     }
+    pool?.finish();
   };
 }
+
+/** The pooling's geometry in a task's arguments. */
+const poolGeometry = (a: BlockArgs): PoolGeometry => ({
+  y: a.pooled,
+  outH: a.outH,
+  outW: a.outW,
+  poolH: a.poolH,
+  poolW: a.poolW,
+  left: a.poolLeft,
+  th: a.th,
+  wq: a.wq,
+  pixBytes: a.co * 4,
+});
 
 /** An NHWC image on the heap: its first float and its size. */
 export interface ImageAt {
@@ -253,12 +274,14 @@ export interface BlocksCall {
   bias: number;
   /** The residual image's offset from y in bytes, when the output transform adds one (see TransformSpec). */
   residual?: number;
+  /** A max pool of the output (block-max-pool.ts), written instead of it (y is then unused). */
+  pool?: BlockPool;
 }
 
 /** Parts, per-part scratch bytes and rows of tiles per block for a call of this form and shape. */
-export function blocksPlan(backend: BackendWasm, form: BlockForm, shape: BlocksCall['shape']): { parts: number; partBytes: number; rowsPerBlock: number } {
+export function blocksPlan(backend: BackendWasm, form: BlockForm, shape: BlocksCall['shape'], pooled = false): { parts: number; partBytes: number; rowsPerBlock: number } {
   const rowsPerBlock = Math.max(1, Math.min(shape.n * shape.th, Math.floor(BLOCK_TILES / shape.tw)));
-  const partBytes = Math.ceil(partLayout(form, { ...shape, rowsPerBlock }).bytes / 64) * 64;
+  const partBytes = Math.ceil(partLayout(form, { ...shape, rowsPerBlock, pooled: pooled ? 1 : 0 }).bytes / 64) * 64;
   const blocks = Math.ceil((shape.n * shape.th) / rowsPerBlock);
   // ~55 GFLOP/s of products on one thread.
   const flops = form.products.reduce((sum, g) => sum + 2 * g.positions.length * g.layout.k, 0) * shape.n * shape.th * shape.tw * shape.co;
@@ -285,7 +308,18 @@ export function winogradBlocks(backend: BackendWasm, form: BlockForm, call: Bloc
     scratch,
     partBytes: plan.partBytes,
     rowsPerBlock: plan.rowsPerBlock,
+    pooled: call.pool?.y ?? 0,
+    outH: call.pool?.outH ?? 0,
+    outW: call.pool?.outW ?? 0,
+    poolH: call.pool?.poolH ?? 0,
+    poolW: call.pool?.poolW ?? 0,
+    poolLeft: call.pool?.left ?? 0,
   };
   const run = blocksPart(form, k, memory, a);
   runParts(backend, { name: 'winogradBlocks', args: ARG_KEYS.map((key) => a[key]), text: JSON.stringify(form) }, plan.parts, (part) => run(part, plan.parts));
+  if (!call.pool) return;
+  blockPoolStats.calls++;
+  const firstRows = Array.from({ length: plan.parts }, (_, part) => partBlocks(shape.n * shape.th, plan.rowsPerBlock, part, plan.parts).next().value?.[0] ?? 0);
+  const L = partLayout(form, a);
+  poolPartBoundaries(k.simd, poolGeometry(a), firstRows, (part) => scratch + part * plan.partBytes + L.pool);
 }

@@ -388,7 +388,7 @@ function winogradByBlocks(s: Scratch, x: Info, filter: FilterTransform, top: num
 
 /** Runs winogradBlocks with its scratch memory. */
 export function runBlocks(s: Scratch, form: BlockForm, call: Parameters<typeof winogradBlocks>[2]): void {
-  const plan = blocksPlan(s.backend, form, call.shape);
+  const plan = blocksPlan(s.backend, form, call.shape, call.pool !== undefined);
   // 16 floats more, to start the parts' scratch on a cache line.
   const scratch = s.alloc([(plan.parts * plan.partBytes) / 4 + 16]);
   winogradBlocks(s.backend, form, call, plan, Math.ceil(byteAddress(s, scratch) / 64) * 64);
