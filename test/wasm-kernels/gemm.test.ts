@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { gemmModuleBytes, gemmOnBackend, runGemm, runTableGemm } from '../../src-main/engine/wasm-kernels/gemm.js';
+import { gemmModuleBytes, gemmOnBackend, runGemm, runTableGemm, splitReduction } from '../../src-main/engine/wasm-kernels/gemm.js';
 import { heapOffset } from '../../src-main/engine/wasm-kernels/wasm-ops.js';
 import { randomArray, rng, useWasmWithTrainingKernels } from './helpers.js';
 
@@ -106,6 +106,30 @@ test('a batch of products through address tables (the Winograd layout)', () => {
   assert.ok(runTableGemm(backend(), { layout: { k, lda: k, ldb: n, ldc: n }, aTable: ta.at, bTable: tb.at, cTable: tc.at, count, m, n }));
   ct.forEach((c, i) => assertClose(c.dataSync() as Float32Array, reference(as[i], bs[i], m, k, n, k, n), n, n, `product ${i}`));
   tf.dispose([...at, ...bt, ...ct, ta.t, tb.t, tc.t]);
+});
+
+test('a long reduction split into pieces (the first sets C, the others add to it) gives the whole product', () => {
+  const r = rng(9);
+  // m, k, n, lda: ResNet's layer-4 stride-2 products in small (k 1024, A's rows 4C apart), an uneven split.
+  for (const [m, k, n, lda] of [
+    [16, 1024, 24, 1024],
+    [9, 1100, 8, 1104],
+  ]) {
+    const pieces = splitReduction({ k, lda, ldb: n, ldc: n });
+    assert.equal(pieces.length, Math.ceil(k / 512));
+    assert.deepEqual(pieces.map((p) => p.layout.k).reduce((s, v) => s + v, 0), k);
+    const [a, b] = [randomArray(m * lda, r), randomArray(k * n, r)];
+    const [at, bt, ct] = [tf.tensor(a), tf.tensor(b), tf.fill([m * n], 7)];
+    for (const piece of pieces) {
+      const gemm = gemmOnBackend(backend(), piece.layout);
+      assert.ok(gemm, 'the GEMM kernel did not instantiate');
+      gemm(address(at) + piece.aOffset * 4, address(bt) + piece.bRowOffset * n * 4, address(ct), m, n);
+    }
+    assertClose(ct.dataSync() as Float32Array, reference(a, b, m, k, n, lda, n), n, n, `split ${m}x${k}x${n}`);
+    tf.dispose([at, bt, ct]);
+  }
+  assert.equal(splitReduction({ k: 512, lda: 512, ldb: 8, ldc: 8, bias: true }).length, 1);
+  assert.throws(() => splitReduction({ k: 600, lda: 600, ldb: 8, ldc: 8, bias: true }), /cannot start from a bias/);
 });
 
 test('one product through runGemm (rows split into parts where a kernel pool runs)', () => {

@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { relativeMaxError } from './helpers.js';
-import { pointwiseCase, pooledCaseGrads, smallCaseGrads, stemCase } from './fixtures/threaded-cases.js';
+import { downsampleCase, pooledCaseGrads, smallCaseGrads, stemCase } from './fixtures/threaded-cases.js';
 
 const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'threaded-child.ts');
 
@@ -25,7 +25,7 @@ interface ChildResult {
   stemAsSeparateOps: boolean;
   small: number[][];
   pooled: number[][];
-  pointwise: number[][];
+  downsample: number[][];
   stem: number[];
 }
 
@@ -54,13 +54,13 @@ test('startWasmBackend({ threads: 2 }) runs 2 XNNPACK and 2 kernel threads on a 
   for (const task of ['filterGrad', 'transformRows', 'tableGemm', 'gemmRows', 'batchNormSums', 'batchNormBackward', 'maxPool', 'maxPoolGrad', 'winogradBlocks', 'winogradFilterGradBlocks']) {
     assert.ok((threaded.pooledTasks[task] ?? 0) > 0, `${task} never reached the kernel pool: ${JSON.stringify(threaded.pooledTasks)}`);
   }
-  assert.ok(threaded.identicalOnOneThread, 'the parts run on one thread gave other gradients (or residual, pointwise or stem convolutions, or max pools) than on the pool');
+  assert.ok(threaded.identicalOnOneThread, 'the parts run on one thread gave other gradients (or residual, downsampling or stem convolutions, or max pools) than on the pool');
   assert.ok(threaded.residualAsSeparateOps, 'a residual convolution on the pool differs from its conv, add and relu');
   assert.ok(threaded.stemAsSeparateOps, 'a stem pooled block by block on the pool differs from its conv and max pool');
   await tf.setBackend('cpu');
   assertClose('small case', smallCaseGrads(), threaded.small);
   assertClose('pooled case', pooledCaseGrads(), threaded.pooled);
-  assertClose('pointwise case', pointwiseCase(), threaded.pointwise);
+  assertClose('downsample case', downsampleCase(), threaded.downsample);
   assertClose('stem case', [stemCase(false)], [threaded.stem]);
 });
 

@@ -33,7 +33,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { type Epilogue, byteAddress, byteAddressTable, CHUNK_BYTES, filterTransform, runBlocks, useWinograd, weightTransform, winogradStats } from './winograd.js';
 import { type BlockForm, type BlockProducts, blocksPay, PHASES, phasesSideBySide } from './winograd-blocks.js';
 import { AT2X3, AT4X5, AT4X7, BT3, BT5, BT7, G2, G2X2, G7X4, runTransformRows, type TransformRows, type TransformSpec } from './winograd-transforms.js';
-import { runTableGemm } from './gemm.js';
+import { runTableGemm, splitReduction } from './gemm.js';
 import { simdKernels } from './simd-kernels.js';
 import { crop4d, heapOffset, type Info, padSpatial, type Scratch, type Shape4 } from './wasm-ops.js';
 
@@ -259,7 +259,10 @@ function productGroups(k: number, c: number, co: number): BlockProducts[] {
       groups.get(key)!.positions.push(u * k + w);
     }
   }
-  return [...groups.values()];
+  // The 4-phase products of a layer with 256 input channels reduce over 1024: in two halves.
+  return [...groups.values()].flatMap((g) =>
+    splitReduction(g.layout).map((piece) => ({ ...g, layout: piece.layout, aOffset: g.aOffset + piece.aOffset * 4, bOffset: g.bOffset + piece.bRowOffset * co * 4 })),
+  );
 }
 
 /**
@@ -295,6 +298,8 @@ function chunked(s: Scratch, form: BlockForm, x: Info, y: Info, uAt: number[], t
   // Both sources hold one row of tiles in rowStep input rows' worth of bytes.
   const tileRow = form.rowStep * wp * c * 4;
   const sourceImage = hp * wp * c * 4;
+  const T = ((globalThis as any).__ch ??= [0, 0, 0, 0]) as number[]; let t = performance.now(); const lap = (i: number) => { const q = performance.now(); T[i] += q - t; t = q; };
+  lap(3);
   for (let b0 = 0; b0 < n; b0 += chunk) {
     const images = Math.min(chunk, n - b0);
     const base = byteAddress(s, source) + b0 * sourceImage;
@@ -314,6 +319,7 @@ function chunked(s: Scratch, form: BlockForm, x: Info, y: Info, uAt: number[], t
       };
       runTransformRows(s.backend, inputSpecs[i], rows);
     });
+    lap(0);
     for (const group of products) {
       if (!runTableGemm(s.backend, { ...group, m: images * perImage, n: co })) throw new Error('wasm-kernels: the Winograd products need wasm SIMD');
     }
@@ -330,7 +336,9 @@ function chunked(s: Scratch, form: BlockForm, x: Info, y: Info, uAt: number[], t
       chanBytes: pixOut,
       bias,
     };
+    lap(1);
     runTransformRows(s.backend, outputSpec, rows);
+    lap(2);
   }
   for (const b of [...v, ...m]) s.release(b);
   if (source !== x) s.release(source);
