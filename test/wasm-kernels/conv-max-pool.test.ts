@@ -10,16 +10,10 @@ import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { blockPoolStats } from '../../src-main/engine/wasm-kernels/block-max-pool.js';
 import { CONV_MAX_POOL2D } from '../../src-main/engine/wasm-kernels/index.js';
-import { assertWasmMatches, randomArray, rng, runOn, useWasmWithWinogradForced } from './helpers.js';
+import { assertWasmMatches, type ConvCase, randomArray, rng, runOn, useWasmWithWinogradForced } from './helpers.js';
 
-interface Case {
-  n: number;
-  h: number;
-  w: number;
-  ci: number;
-  co: number;
+interface Case extends ConvCase {
   k: number;
-  pad: number;
   act: 'linear' | 'relu';
   poolSize: number;
   poolPad: 'same' | 'valid' | number;

@@ -10,19 +10,13 @@ import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { RESIDUAL_CONV2D } from '../../src-main/engine/wasm-kernels/index.js';
 import { winogradStats } from '../../src-main/engine/wasm-kernels/winograd.js';
-import { assertWasmMatches, explicitPad, type Pad, randomArray, rng, runOn, useWasmWithWinogradForced } from './helpers.js';
+import { assertWasmMatches, type ConvCase, explicitPad, randomArray, rng, runOn, useWasmWithWinogradForced } from './helpers.js';
 
 type Act = 'linear' | 'relu' | 'relu6';
 
-interface Case {
-  n: number;
-  h: number;
-  w: number;
-  ci: number;
-  co: number;
+interface Case extends ConvCase {
   k: number;
   stride: 1 | 2;
-  pad: Pad;
   act: Act;
   /** Whether the output transform adds the residual (else the pass after the convolution). */
   inTransform: boolean;

@@ -4,26 +4,19 @@
  * kernel (CONV_MAX_POOL2D), which pools the convolution's output as it writes it, so that the
  * full-size output never reaches memory. Elsewhere (tfjs-node, cpu) it is the fused convolution
  * and the max pool, the ops the unfolded model runs.
- *
- * Only inference builds it (from a rewritten topology), so it is not trainable and is never saved.
  */
 import * as tf from '@tensorflow/tfjs';
 import { CONV_MAX_POOL2D } from '../wasm-kernels/index.js';
+import { type FusedConvArgs, type FusedConvConfig, FusedConvLayer, type LayerPad, pair } from './fused-conv-layer.js';
 
-export type PoolPad = 'same' | 'valid' | number;
-
-export interface ConvMaxPoolArgs {
-  x: tf.Tensor4D;
-  filter: tf.Tensor4D;
-  bias: tf.Tensor1D;
-  strides: [number, number];
-  pad: PoolPad;
-  dilations: [number, number];
-  activation: 'linear' | 'relu' | 'relu6';
+/** The max pool after the convolution. */
+interface MaxPoolAfter {
   poolSize: [number, number];
   poolStrides: [number, number];
-  poolPad: PoolPad;
+  poolPad: LayerPad;
 }
+
+export type ConvMaxPoolArgs = FusedConvArgs & MaxPoolAfter;
 
 /** maxPool(activation(conv(x, filter) + bias)). */
 export function convMaxPool2d(a: ConvMaxPoolArgs): tf.Tensor4D {
@@ -38,51 +31,14 @@ export function convMaxPool2d(a: ConvMaxPoolArgs): tf.Tensor4D {
   });
 }
 
-interface ConvMaxPoolConfig {
-  filters: number;
-  kernelSize: [number, number];
-  strides: [number, number];
-  /** 'same', 'valid', or pixels on every side (a ZeroPadding2D folded in); likewise poolPad. */
-  pad: PoolPad;
-  dilationRate: [number, number];
-  activation: ConvMaxPoolArgs['activation'];
-  poolSize: [number, number];
-  poolStrides: [number, number];
-  poolPad: PoolPad;
-}
-
-const pair = (v: number | number[]) => (Array.isArray(v) ? [v[0], v[1]] : [v, v]) as [number, number];
+type ConvMaxPoolConfig = FusedConvConfig & MaxPoolAfter;
 
 /** Input x; the output is the pool's. Weights: kernel, bias. */
-export class ConvMaxPool2D extends tf.layers.Layer {
+export class ConvMaxPool2D extends FusedConvLayer<ConvMaxPoolConfig> {
   static readonly className = 'FinetuneConvMaxPool2D';
-  private readonly conv: ConvMaxPoolConfig;
-  private kernel?: tf.LayerVariable;
-  private bias?: tf.LayerVariable;
 
-  constructor(args: ConvMaxPoolConfig & { name?: string; trainable?: boolean; dtype?: tf.DataType }) {
-    super({ name: args.name, trainable: false, dtype: args.dtype });
-    this.conv = {
-      filters: args.filters,
-      kernelSize: pair(args.kernelSize),
-      strides: pair(args.strides),
-      pad: args.pad,
-      dilationRate: pair(args.dilationRate),
-      activation: args.activation,
-      poolSize: pair(args.poolSize),
-      poolStrides: pair(args.poolStrides),
-      poolPad: args.poolPad,
-    };
-  }
-
-  override build(inputShape: tf.Shape | tf.Shape[]): void {
-    const shape = inputShape as tf.Shape;
-    const channels = shape[shape.length - 1];
-    if (typeof channels !== 'number') throw new Error(`${this.name}: the input's channels must be known`);
-    const [kh, kw] = this.conv.kernelSize;
-    this.kernel = this.addWeight('kernel', [kh, kw, channels, this.conv.filters], 'float32', tf.initializers.zeros());
-    this.bias = this.addWeight('bias', [this.conv.filters], 'float32', tf.initializers.zeros());
-    this.built = true;
+  constructor(args: ConvMaxPoolConfig & { name?: string; dtype?: tf.DataType }) {
+    super(args, { poolSize: pair(args.poolSize), poolStrides: pair(args.poolStrides), poolPad: args.poolPad });
   }
 
   override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
@@ -98,23 +54,9 @@ export class ConvMaxPool2D extends tf.layers.Layer {
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D;
     const c = this.conv;
-    return convMaxPool2d({
-      x: (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D,
-      filter: this.kernel!.read() as tf.Tensor4D,
-      bias: this.bias!.read() as tf.Tensor1D,
-      strides: c.strides,
-      pad: c.pad,
-      dilations: c.dilationRate,
-      activation: c.activation,
-      poolSize: c.poolSize,
-      poolStrides: c.poolStrides,
-      poolPad: c.poolPad,
-    });
-  }
-
-  override getConfig(): tf.serialization.ConfigDict {
-    return { ...super.getConfig(), ...this.conv };
+    return convMaxPool2d({ x, ...this.convArgs(), poolSize: c.poolSize, poolStrides: c.poolStrides, poolPad: c.poolPad });
   }
 }
 tf.serialization.registerClass(ConvMaxPool2D);

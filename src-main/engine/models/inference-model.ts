@@ -18,9 +18,12 @@
  * add) becomes one ResidualConv2D (residual-conv-layer.ts), whose wasm kernel adds the shortcut in
  * Winograd's output transform: ResNet-34 at 128 px, batch 16, 1 thread, 107 -> 59 kernels a pass
  * and ~2-4 ms less of ~230 in alternating runs (the Add and Relu passes, 3.4-3.9 ms, are gone).
+ * ResNet's stem (folded convolution -> max pool) becomes one ConvMaxPool2D (conv-max-pool-layer.ts),
+ * whose wasm kernel pools each row of tiles as it computes them: its 16 MB output (128 px, batch
+ * 16) is never written.
  *
- * The folded body is a new LayersModel built from the body's Keras topology (stock layers and
- * ResidualConv2D: it is not the model that trains or exports), its weights computed from the
+ * The folded body is a new LayersModel built from the body's Keras topology (stock layers,
+ * ResidualConv2D and ConvMaxPool2D: it is not the model that trains or exports), its weights computed from the
  * body's as they are now. Training later does not change it: fold again after training. Results
  * differ from the unfolded body by float rounding only. */
 import * as tf from '@tensorflow/tfjs';
@@ -123,8 +126,9 @@ function isHalfPadding(pad: LayerJson, layer: LayerJson): boolean {
  * only consumer is a channels-last BatchNorm, plus the relu / relu6 that is the BatchNorm's only
  * consumer, if any; and a ZeroPadding2D whose only consumer is a convolution that can pad the same
  * by itself (`same`; or explicitly, when it takes a BatchNorm and so runs our fused call), or a max
- * pool after a relu; then residual block ends (planResiduals). Rewrites the topology in place (those
- * layers removed, their consumers rewired).
+ * pool after a relu; then residual block ends (planResiduals) and, once rewired, a convolution's
+ * max pool (planConvPools). Rewrites the topology in place (those layers removed, their consumers
+ * rewired).
  */
 function planFolds(
   model: ModelJson,
@@ -208,6 +212,15 @@ function planFolds(
 }
 
 /**
+ * The convolution's part of the config of the layer `name` that takes it over (ResidualConv2D,
+ * ConvMaxPool2D): its geometry, and its padding in pixels where a pad was folded into it.
+ */
+function mergedConvConfig(name: string, conv: LayerJson, explicitPads: Map<string, number>): Record<string, unknown> {
+  const { filters, kernel_size, strides, dilation_rate, padding } = conv.config;
+  return { name, filters, kernel_size, strides, dilation_rate, pad: explicitPads.get(conv.name) ?? padding };
+}
+
+/**
  * ResNet's stem in the rewired topology: a folded Conv2D whose only consumer is a MaxPooling2D
  * becomes one ConvMaxPool2D in the pool's place. Returns the new layers' names -> the folds of
  * their convolutions.
@@ -225,12 +238,7 @@ function planConvPools(model: ModelJson, folds: Fold[], explicitPads: Map<string
     if (!conv || !fold || conv.class_name !== 'Conv2D' || conv.inbound_nodes.length !== 1 || consumers(conv.name) !== 1) continue;
     pool.class_name = ConvMaxPool2D.className;
     pool.config = {
-      name: pool.name,
-      filters: conv.config.filters,
-      kernel_size: conv.config.kernel_size,
-      strides: conv.config.strides,
-      dilation_rate: conv.config.dilation_rate,
-      pad: explicitPads.get(conv.name) ?? conv.config.padding,
+      ...mergedConvConfig(pool.name, conv, explicitPads),
       activation: fold.activation,
       pool_size: pool.config.pool_size,
       pool_strides: pool.config.strides,
@@ -277,15 +285,7 @@ function planResiduals(
     const next = onlyConsumer(add.name);
     const activation = next && next.inbound_nodes.length === 1 ? activationOf(next) : undefined;
     add.class_name = ResidualConv2D.className;
-    add.config = {
-      name: add.name,
-      filters: conv.config.filters,
-      kernel_size: conv.config.kernel_size,
-      strides: conv.config.strides,
-      dilation_rate: conv.config.dilation_rate,
-      pad: explicitPads.get(conv.name) ?? conv.config.padding,
-      activation: activation ?? 'linear',
-    };
+    add.config = { ...mergedConvConfig(add.name, conv, explicitPads), activation: activation ?? 'linear' };
     add.inbound_nodes = [[conv.inbound_nodes[0][0], node[1 - convAt]]];
     replaced.set(conv.name, conv.inbound_nodes[0][0]);
     if (next && activation) replaced.set(next.name, [add.name, 0, 0, {}]);
