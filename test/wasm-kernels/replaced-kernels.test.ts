@@ -74,7 +74,7 @@ test('Sum over a large leading extent keeps float32 accuracy', () => {
   assertMatchesCpu('sum large', () => tf.sum(tf.tensor(v, shape), [0, 1, 2]), 1e-5);
 });
 
-test("MaxPool matches cpu exactly: ResNet's 3x3 stride-2 pools (ours: padding, odd sizes, negative values) and every other pool (stock)", () => {
+test("MaxPool matches cpu exactly: ResNet's 3x3 stride-2 pools (ours: padding, odd sizes, negative values, a NaN never winning) and every other pool (stock)", () => {
   const cases: { shape: number[]; f: number; s: number; pad: 'same' | 'valid' | number }[] = [
     { shape: [2, 9, 9, 8], f: 3, s: 2, pad: 'valid' },
     { shape: [3, 8, 7, 12], f: 3, s: 2, pad: 'same' },
@@ -89,6 +89,10 @@ test("MaxPool matches cpu exactly: ResNet's 3x3 stride-2 pools (ours: padding, o
     const v = data(c.shape, 30 + i);
     assertMatchesCpu(`maxPool ${JSON.stringify(c)}`, () => tf.maxPool(tf.tensor4d(v, c.shape as [number, number, number, number]), c.f, c.s, c.pad), 0);
   });
+  // A NaN never wins a window on cpu, wherever it sits in it (here the first pixel of a padded window, and inside one).
+  const v = data([1, 6, 6, 4], 40);
+  for (const at of [0, 1, (2 * 6 + 3) * 4 + 2]) v[at] = Number.NaN;
+  assertMatchesCpu('maxPool with NaN', () => tf.maxPool(tf.tensor4d(v, [1, 6, 6, 4]), 3, 2, 1), 0);
 });
 
 test('MaxPoolGrad matches cpu (strides, padding, odd sizes)', () => {

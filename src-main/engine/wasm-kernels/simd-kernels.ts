@@ -339,9 +339,9 @@ function stripRows(): FunctionDef {
  * One output row of a 3x3, stride-2 max pool: dst pixel j the max over rows r0, r1, r2 (byte
  * addresses of input rows; the caller repeats a row for a window past the image's edge) and
  * columns 2j - left + {0, 1, 2}, clamped to [0, w - 1] (repeating a column changes no max, so the
- * window is the padded one with the padding never winning). f32x4.pmax: one maxps (max is a
- * NaN- and -0-aware sequence); the values are relu outputs or images, without NaN.
- * (r0, r1, r2, dst, outW, w, pixBytes (a multiple of 16), left)
+ * window is the padded one with the padding never winning). From -inf through f32x4.pmax(acc, x),
+ * acc < x ? x : acc, one maxps each (max is a NaN- and -0-aware sequence): a NaN never wins, as in
+ * the cpu backend's pool. (r0, r1, r2, dst, outW, w, pixBytes (a multiple of 16), left)
  */
 function maxPoolRow(): FunctionDef {
   const [r0, r1, r2, dst, outW, w, pix, left, j, v, o0, o1, o2, last] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
@@ -354,8 +354,8 @@ function maxPoolRow(): FunctionDef {
     ...op.get(last), ...op.get(o), ...op.get(o), ...op.get(last), ...op.i32GeS, ...op.select, ...op.get(pix), ...op.i32Mul, ...op.set(o),
   ];
   const load = (row: number, col: number) => [...op.get(row), ...op.get(col), ...op.i32Add, ...op.get(v), ...op.i32Add, ...op.v128Load()];
-  const max: number[] = [];
-  rows.forEach((row, r) => cols.forEach((col, c) => max.push(...load(row, col), ...(r + c > 0 ? op.f32x4Pmax : []))));
+  const max: number[] = [...op.f32x4Const(-Infinity)];
+  for (const row of rows) for (const col of cols) max.push(...load(row, col), ...op.f32x4Pmax);
   return {
     name: 'max_pool_row',
     params: Array(8).fill('i32'),
